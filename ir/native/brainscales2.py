@@ -1,0 +1,1 @@
+"""BrainScaleS-2-family native kinds (see ``../shared/hardware.md`` section 3)."""

@@ -1,0 +1,1 @@
+"""TrueNorth-family native kinds (see ``../shared/hardware.md`` section 1)."""
