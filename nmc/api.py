@@ -1,0 +1,152 @@
+"""The Python API: what a training framework calls to use nmc as its deployment backend.
+
+>>> import nmc
+>>> compiled = nmc.compile("examples/ann_conversion/mlp/model.json", target="loihi")
+>>> result = compiled.run(spikes, labels=labels)          # spikes: (B, T, N)
+>>> result.accuracy, result.energy_per_sample_j, compiled.utilization["cores_used"]
+
+``compile`` accepts a path (model.json, .nir, .net, .nmir), a ``nir.NIRGraph`` object or an
+``ir.Graph``. ``load_image`` opens a saved chip image for ``run``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ir.errors import NmcError
+from ir.graph import Graph, Stage
+
+
+def load(model: Any, **frontend_options: Any) -> Graph:
+    """Read a model into the IR: a path (by suffix), a ``nir.NIRGraph``, or an ``ir.Graph``."""
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, str | os.PathLike):
+        from nmc.frontends import load_model
+
+        return load_model(Path(model), **frontend_options)
+    if type(model).__module__.startswith("nir"):
+        from nmc.frontends.nir import from_nir
+
+        return from_nir(model, **frontend_options)
+    raise NmcError(
+        f"cannot compile an object of type {type(model).__name__}; pass a path, a nir.NIRGraph "
+        "or an ir.Graph"
+    )
+
+
+@dataclass
+class Compiled:
+    """A compiled network: the routed graph, its profile, the image bytes and the reports."""
+
+    graph: Graph
+    profile: Any
+    image: bytes
+    timings: dict[str, float] = field(default_factory=dict)
+    dumps: dict[str, str] = field(default_factory=dict)
+    quant_report: Any = None
+    utilization: dict[str, Any] = field(default_factory=dict)
+    quantized: Graph | None = None
+    source: Graph | None = None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the image atomically; returns the path."""
+        from nmc.fileio import atomic_write_bytes
+
+        return atomic_write_bytes(Path(path), self.image)
+
+    def chip(self):
+        """The emulator's chip, loaded from this image's bytes (exactly what a file would hold)."""
+        import emulator
+
+        return emulator.load(self.image)
+
+    def run(self, inputs: Any, labels: Any = None, **run_options: Any) -> Results:
+        return run(self.chip(), inputs, labels=labels, **run_options)
+
+
+def compile(  # noqa: A001 - the natural name for the API
+    model: Any,
+    target: str | os.PathLike = "loihi",
+    *,
+    partition: str = "contiguous",
+    place: str = "greedy",
+    calibration: Any = None,
+    seed: int = 0,
+    print_after: tuple[str, ...] = (),
+    quantize_options: dict[str, Any] | None = None,
+    frontend_options: dict[str, Any] | None = None,
+) -> Compiled:
+    """Compile ``model`` for ``target`` (a profile name or a profile file) down to an image."""
+    from nmc.backend.writer import write_image
+    from nmc.passes.flow import compile_graph
+    from nmc.targets import load_profile
+
+    source = load(model, **(frontend_options or {}))
+    profile = load_profile(target)
+    run_ = compile_graph(
+        source, profile, partition=partition, place=place, calibration=calibration, seed=seed,
+        print_after=print_after, **(quantize_options or {}),
+    )
+    graph = run_.graph
+    if graph.stage != Stage.ROUTED:
+        raise NmcError(f"internal: the flow ended at stage {graph.stage}, not routed")
+    image = write_image(graph, profile)
+    from nmc.passes.utilization import utilization
+
+    return Compiled(
+        graph=graph, profile=profile, image=image, timings=dict(run_.timings),
+        dumps=dict(getattr(run_, "dumps", {})), quant_report=getattr(run_, "quant_report", None),
+        utilization=utilization(graph, profile), quantized=getattr(run_, "quantized", None),
+        source=source,
+    )
+
+
+def load_image(path: str | os.PathLike):
+    """Open a saved chip image (validated; a bad file raises LoadError)."""
+    import emulator
+
+    return emulator.load(Path(path))
+
+
+@dataclass
+class Results:
+    """What a run returns: output spikes per port (B, T, n), counts, accuracy, counters, energy."""
+
+    spikes: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+    accuracy: float | None
+    stats: dict[str, Any]
+    raw: Any = None
+
+    @property
+    def energy_per_sample_j(self) -> float | None:
+        e = self.stats.get("energy", {}).get("total_j")
+        b = self.stats.get("batch") or 1
+        return None if e is None else e / b
+
+    @property
+    def chip_time_s(self) -> float | None:
+        return self.stats.get("chip_time_s")
+
+
+def readout(counts: np.ndarray) -> np.ndarray:
+    """Class prediction from output spike counts (B, n): the neuron with the most spikes."""
+    return np.asarray(counts).argmax(axis=-1)
+
+
+def run(chip: Any, inputs: Any, labels: Any = None, **options: Any) -> Results:
+    """Run a loaded chip on a batch of inputs; with labels, compute argmax-count accuracy."""
+    raw = chip.run(inputs, **options)
+    spikes = dict(raw.outputs)
+    counts = {k: v.sum(axis=1) for k, v in spikes.items()}
+    accuracy = None
+    if labels is not None:
+        first = next(iter(counts.values()))
+        accuracy = float((readout(first) == np.asarray(labels)).mean())
+    return Results(spikes=spikes, counts=counts, accuracy=accuracy, stats=dict(raw.stats), raw=raw)

@@ -1,0 +1,113 @@
+"""``nmc compile``: a model file down to IR text or a chip image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ir.errors import NmcError
+
+FRONTEND_OPTIONS = [
+    click.option("--dt", type=float, default=None,
+                 help="Time step in seconds for formats that do not store one (NIR)."),
+    click.option("--reset", type=click.Choice(["zero", "subtract"]), default=None,
+                 help="Reset rule for formats that do not store one (NIR)."),
+]
+
+
+def frontend_options(fn):
+    for opt in reversed(FRONTEND_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+def collect_frontend_options(dt: float | None, reset: str | None) -> dict:
+    return {k: v for k, v in (("dt", dt), ("reset", reset)) if v is not None}
+
+
+def load_calibration(path: str | None):
+    """Calibration inputs from an .npz (first array, or the one named 'spikes'/'x')."""
+    if path is None:
+        return None
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            key = next((k for k in ("spikes", "x", "inputs") if k in z.files), z.files[0])
+            return np.asarray(z[key])
+    except (OSError, ValueError, IndexError) as e:
+        raise NmcError(f"{path}: cannot read calibration inputs ({e}); expected an .npz of arrays")
+
+
+@click.command("compile")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", "-t", default=None,
+              help="Target profile name (nmc targets) or path to a profile .toml.")
+@click.option("--emit", type=click.Choice(["image", "nmir"]), default=None,
+              help="What to write: the chip image (default with --target) or the IR as .nmir text.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Output file (default: MODEL's name with .nmb, or stdout for --emit nmir).")
+@click.option("--print-after", multiple=True, metavar="PASS",
+              help="Print the IR after this pass (repeatable).")
+@click.option("--report-quant", is_flag=True, help="Print the quantization report.")
+@click.option("--report-quant-json", type=click.Path(dir_okay=False), default=None,
+              help="Write the quantization report as JSON.")
+@click.option("--partition", type=click.Choice(["contiguous", "mincut"]), default="contiguous")
+@click.option("--place", type=click.Choice(["greedy", "anneal"]), default="greedy")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Sample inputs (.npz) for data-aware quantization.")
+@click.option("--seed", type=int, default=0, help="Seed for randomised passes.")
+@frontend_options
+def compile_cmd(model, target, emit, output, print_after, report_quant, report_quant_json,
+                partition, place, calibration, seed, dt, reset):
+    """Compile MODEL (model.json, .nir, .net or .nmir) for a target chip."""
+    from nmc import api
+    from nmc.fileio import atomic_write_text
+
+    fe = collect_frontend_options(dt, reset)
+    if target is None:
+        if emit == "image":
+            raise NmcError("--emit image needs --target (see `nmc targets`)")
+        graph = api.load(model, **fe)
+        from ir.text import print_graph
+
+        text = print_graph(graph)
+        if output:
+            from ir.text import save
+
+            save(graph, Path(output))
+        else:
+            click.echo(text, nl=False)
+        return
+    compiled = api.compile(
+        model, target, partition=partition, place=place, calibration=load_calibration(calibration),
+        seed=seed, print_after=tuple(print_after), frontend_options=fe,
+    )
+    for name, text in compiled.dumps.items():
+        click.echo(f"# ---- IR after {name} ----", err=True)
+        click.echo(text, err=True, nl=False)
+    if report_quant and compiled.quant_report is not None:
+        click.echo(compiled.quant_report.to_table())
+    if report_quant_json and compiled.quant_report is not None:
+        atomic_write_text(report_quant_json, json.dumps(compiled.quant_report.to_json(), indent=2))
+    if emit == "nmir":
+        from ir.text import print_graph, save
+
+        if output:
+            save(compiled.graph, Path(output))
+        else:
+            click.echo(print_graph(compiled.graph), nl=False)
+        return
+    out = Path(output) if output else Path(model).with_suffix(".nmb")
+    compiled.save(out)
+    u = compiled.utilization
+    click.echo(
+        f"wrote {out} ({len(compiled.image)} bytes): target {compiled.profile.name}, "
+        f"{u.get('cores_used', '?')} cores, {u.get('neurons', '?')} neurons, "
+        f"{u.get('synapses', '?')} synapses"
+    )
+
+
+commands = [compile_cmd]

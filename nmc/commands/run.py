@@ -1,0 +1,121 @@
+"""``nmc run``: compile a model for a target and emulate it on inputs, in one go."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+import numpy as np
+
+from ir.errors import NmcError
+from nmc.commands.compile import collect_frontend_options, frontend_options
+
+
+def read_inputs(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Spike inputs and optional labels from an .npz: arrays ``spikes`` (B, T, N) or (T, N), and
+    ``labels`` (B,). Another single array is taken as the spikes."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise NmcError(f"{path}: cannot read inputs ({e}); expected an .npz with 'spikes'")
+    with z:
+        files = list(z.files)
+        key = next((k for k in ("spikes", "x", "inputs") if k in files), None)
+        if key is None:
+            rest = [k for k in files if k != "labels"]
+            if len(rest) != 1:
+                raise NmcError(
+                    f"{path}: no array named 'spikes' (found {', '.join(files) or 'none'}); "
+                    "save the input spike trains as spikes=(batch, steps, neurons)"
+                )
+            key = rest[0]
+        spikes = np.asarray(z[key])
+        labels = np.asarray(z["labels"]) if "labels" in files else None
+    if spikes.ndim == 2:
+        spikes = spikes[None]
+    if labels is not None and labels.shape != (spikes.shape[0],):
+        raise NmcError(
+            f"{path}: labels have shape {list(labels.shape)}, expected [{spikes.shape[0]}] "
+            "(one per sample)"
+        )
+    return spikes, labels
+
+
+def si(value: float, unit: str) -> str:
+    """A number with an SI prefix: 1.2e-6 J -> '1.2 uJ'."""
+    if value == 0:
+        return f"0 {unit}"
+    for factor, prefix in ((1e0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+@click.command("run")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", "-t", required=True, help="Target profile name or .toml path.")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help=".npz with spikes (batch, steps, neurons) and optional labels (batch,).")
+@click.option("--ticks", type=int, default=None, help="Ticks to run (default: input length).")
+@click.option("--mode", type=click.Choice(["fast", "cycle"]), default="fast")
+@click.option("--limit", type=int, default=None, help="Use only the first N samples.")
+@click.option("--partition", type=click.Choice(["contiguous", "mincut"]), default="contiguous")
+@click.option("--place", type=click.Choice(["greedy", "anneal"]), default="greedy")
+@click.option("--seed", type=int, default=0)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@frontend_options
+def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, seed, as_json, dt,
+            reset):
+    """Compile MODEL for TARGET and emulate it on the inputs; print accuracy, cores, energy."""
+    from nmc import api
+
+    spikes, labels = read_inputs(input_path)
+    if limit is not None:
+        spikes = spikes[:limit]
+        labels = None if labels is None else labels[:limit]
+    t0 = time.perf_counter()
+    compiled = api.compile(model, target, partition=partition, place=place, seed=seed,
+                           frontend_options=collect_frontend_options(dt, reset))
+    t_compile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = compiled.run(spikes, labels=labels, ticks=ticks, mode=mode)
+    t_run = time.perf_counter() - t0
+    u = compiled.utilization
+    summary = {
+        "model": str(model),
+        "target": compiled.profile.name,
+        "family": compiled.profile.family,
+        "samples": int(spikes.shape[0]),
+        "ticks": int(res.stats.get("ticks", spikes.shape[1])),
+        "accuracy": res.accuracy,
+        "cores_used": u.get("cores_used"),
+        "cores_lower_bound": u.get("cores_lower_bound"),
+        "chips_used": u.get("chips_used"),
+        "energy_per_sample_j": res.energy_per_sample_j,
+        "chip_time_per_sample_s": res.chip_time_s,
+        "synaptic_ops_per_sample": (res.stats.get("counters", {}).get("synaptic_ops", 0)
+                                    / max(1, spikes.shape[0])),
+        "compile_s": round(t_compile, 3),
+        "emulate_s": round(t_run, 3),
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"model      {summary['model']}  ->  target {summary['target']} "
+               f"({summary['family']} family)")
+    if summary["accuracy"] is not None:
+        click.echo(f"accuracy   {100 * summary['accuracy']:.2f} % on {summary['samples']} samples")
+    else:
+        click.echo(f"samples    {summary['samples']} (no labels: accuracy not computed)")
+    click.echo(f"cores      {summary['cores_used']} used (lower bound "
+               f"{summary['cores_lower_bound']}), {summary['chips_used']} chip(s)")
+    if summary["energy_per_sample_j"] is not None:
+        click.echo(f"energy     {si(summary['energy_per_sample_j'], 'J')} per sample")
+    if summary["chip_time_per_sample_s"] is not None:
+        click.echo(f"chip time  {si(summary['chip_time_per_sample_s'], 's')} per sample "
+                   f"({summary['ticks']} ticks)")
+    click.echo(f"host time  compile {summary['compile_s']:.2f} s, emulate {summary['emulate_s']:.2f} s")
+
+
+commands = [run_cmd]
