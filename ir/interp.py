@@ -131,6 +131,12 @@ def normalise_inputs(graph: Graph, inputs: Any, steps: int | None) -> tuple[dict
     """Map ``inputs`` (an array for a single-input graph, or a dict by Input name) to
     {name: (B, T, *shape)} arrays; return them with B and T."""
     ins = graph.inputs
+    if not ins:  # a network driven by biases alone (e.g. lava-dl's tinynet input layer)
+        if inputs not in (None, {}) and not (isinstance(inputs, Mapping) and not inputs):
+            raise NmcError(f"graph {graph.name} has no inputs, but input data was given")
+        if steps is None:
+            raise NmcError(f"graph {graph.name} has no inputs: give the number of steps")
+        return {}, 1, steps
     if not isinstance(inputs, Mapping):
         if len(ins) != 1:
             raise NmcError(
@@ -157,10 +163,8 @@ def normalise_inputs(graph: Graph, inputs: Any, steps: int | None) -> tuple[dict
         elif (a.shape[0], a.shape[1]) != (batch, t_len):
             raise NmcError(f"input {node.name}: batch/steps {a.shape[:2]} differ from other inputs")
         out[node.name] = a
-    for extra in set(inputs) - {n.name for n in ins}:
+    for extra in sorted(set(inputs) - {n.name for n in ins}):
         raise NmcError(f"graph {graph.name}: no input named {extra!r}")
-    if batch is None:
-        raise NmcError(f"graph {graph.name} has no inputs")
     if steps is not None:
         if steps < 0:
             raise NmcError(f"steps = {steps} must be >= 0")
