@@ -63,10 +63,16 @@ def si(value: float, unit: str) -> str:
 @click.option("--partition", type=click.Choice(["contiguous", "mincut"]), default="contiguous")
 @click.option("--place", type=click.Choice(["greedy", "anneal"]), default="greedy")
 @click.option("--seed", type=int, default=0)
+@click.option("--batch-size", type=int, default=None,
+              help="Samples per emulator batch (default: chosen from samples and workers).")
+@click.option("--workers", type=int, default=None,
+              help="Evaluate on a local Dask cluster of N worker processes (nmc[dist]).")
+@click.option("--scheduler", default=None,
+              help="Evaluate on an existing Dask scheduler, e.g. tcp://127.0.0.1:8786.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @frontend_options
-def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, seed, as_json, dt,
-            reset):
+def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, seed, batch_size,
+            workers, scheduler, as_json, dt, reset):
     """Compile MODEL for TARGET and emulate it on the inputs; print accuracy, cores, energy."""
     from nmc import api
 
@@ -78,24 +84,35 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
     compiled = api.compile(model, target, partition=partition, place=place, seed=seed,
                            frontend_options=collect_frontend_options(dt, reset))
     t_compile = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = compiled.run(spikes, labels=labels, ticks=ticks, mode=mode)
-    t_run = time.perf_counter() - t0
+    from nmc.dist import default_batch_size, evaluate
+
+    ev = evaluate(
+        compiled.image, spikes, batch_size=batch_size or default_batch_size(len(spikes), workers),
+        workers=workers, scheduler=scheduler, run_options={"ticks": ticks, "mode": mode},
+    )
+    for f in ev.failures:
+        click.echo(f"sample {f.index} failed: {f.error}", err=True)
+    t_run = ev.seconds
+    stats = ev.stats
+    accuracy = None if labels is None else ev.accuracy(labels)
+    energy = stats.get("energy", {}).get("total_j")
     u = compiled.utilization
     summary = {
         "model": str(model),
         "target": compiled.profile.name,
         "family": compiled.profile.family,
         "samples": int(spikes.shape[0]),
-        "ticks": int(res.stats.get("ticks", spikes.shape[1])),
-        "accuracy": res.accuracy,
+        "ticks": int(stats.get("ticks", spikes.shape[1])),
+        "accuracy": accuracy,
         "cores_used": u.get("cores_used"),
         "cores_lower_bound": u.get("cores_lower_bound"),
         "chips_used": u.get("chips_used"),
-        "energy_per_sample_j": res.energy_per_sample_j,
-        "chip_time_per_sample_s": res.chip_time_s,
-        "synaptic_ops_per_sample": (res.stats.get("counters", {}).get("synaptic_ops", 0)
-                                    / max(1, spikes.shape[0])),
+        "energy_per_sample_j": None if energy is None else energy / max(1, len(spikes)),
+        "chip_time_per_sample_s": stats.get("chip_time_s"),
+        "synaptic_ops_per_sample": (stats.get("counters", {}).get("synaptic_ops", 0)
+                                    / max(1, len(spikes))),
+        "workers": ev.workers,
+        "samples_per_s": round(ev.samples_per_s, 2),
         "compile_s": round(t_compile, 3),
         "emulate_s": round(t_run, 3),
     }
@@ -115,7 +132,11 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
     if summary["chip_time_per_sample_s"] is not None:
         click.echo(f"chip time  {si(summary['chip_time_per_sample_s'], 's')} per sample "
                    f"({summary['ticks']} ticks)")
-    click.echo(f"host time  compile {summary['compile_s']:.2f} s, emulate {summary['emulate_s']:.2f} s")
+    click.echo(f"host time  compile {summary['compile_s']:.2f} s, emulate {summary['emulate_s']:.2f} s"
+               f" ({summary['samples_per_s']} samples/s"
+               + (f", {ev.workers} workers)" if ev.workers else ")"))
+    if ev.failures:
+        raise SystemExit(1)
 
 
 commands = [run_cmd]
