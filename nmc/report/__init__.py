@@ -1,0 +1,1 @@
+"""Reports for people: compile report (HTML/Markdown), emulation plots, VCD waveforms, progress."""
