@@ -74,8 +74,12 @@ class NmcGroup(click.Group):
 
 @click.group(cls=NmcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(nmc.__version__, "--version", prog_name="nmc")
-def cli() -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def cli(quiet: bool) -> None:
     """nmc: compile spiking networks to neuromorphic chip images and emulate them."""
+    from nmc.progress import set_quiet
+
+    set_quiet(quiet)
 
 
 def _register_commands() -> None:
