@@ -223,7 +223,7 @@ class Graph:
             outputs={n.name: list(n.in_shape) for n in self.outputs},
             populations=len(list(self.by_category("neuron"))),
             neurons=neurons,
-            connections=len(list(self.by_category("connection"))),
+            connections=sum(1 for n in self.by_category("connection") if n.kind != "Flatten"),
             synapses=synapses,
         )
 
