@@ -608,12 +608,12 @@ def to_nir(graph: Graph, *, discretization: str = "euler") -> Any:
 def save_nir(graph: Graph, path: str | Path, *, discretization: str = "euler") -> Path:
     """Write ``graph`` as a .nir file (atomically)."""
     nir = _nir()
-    from nmc.fileio import atomic_open
+    from nmc.fileio import atomic_path
 
     path = Path(path)
     g = to_nir(graph, discretization=discretization)
-    with atomic_open(path, "wb") as f:
-        nir.write(f, g)
+    with atomic_path(path) as tmp:
+        nir.write(str(tmp), g)
     return path
 
 
