@@ -56,6 +56,13 @@ class Kernel:
     def state(self) -> dict[str, np.ndarray]:
         return {}
 
+    def reset(self) -> None:
+        """Zero the node's state (a host write between steps, like Lava's ``io.reset.Reset``).
+
+        The default rebuilds the kernel from its node, which zeroes every state variable and
+        empties delay lines."""
+        self.__init__(self.node, self.graph, self.batch)
+
     def zeros(self, dtype: Any = np.float64) -> np.ndarray:
         return np.zeros((self.batch, *self.node.out_shape), dtype=dtype)
 
@@ -183,11 +190,13 @@ def run(
     steps: int | None = None,
     probes: Sequence[str] = (),
     kernels: Mapping[str, type[Kernel]] | None = None,
+    resets: Mapping[str, Sequence[int]] | None = None,
 ) -> RunResult:
     """Run ``graph`` for ``steps`` steps (default: the inputs' length) on a batch of inputs.
 
     ``probes`` names nodes whose state (and output, as ``"out"``) is recorded every step.
-    ``kernels`` overrides the kernel class per kind (used by tests).
+    ``kernels`` overrides the kernel class per kind (used by tests). ``resets`` maps node names
+    to the steps after which their state is zeroed (host-side resets between samples).
     """
     data, batch, t_len = normalise_inputs(graph, inputs, steps)
     order = graph.topo_order()
@@ -195,6 +204,12 @@ def run(
     undelayed = [n for n in order if n not in set(delayed)]
     for p in probes:
         graph.node(p)  # raises on unknown names
+    reset_after: dict[int, list[str]] = {}
+    for name, at in (resets or {}).items():
+        if graph.node(name).kind == "Input":
+            raise NmcError(f"node {name}: an input has no state to reset")
+        for t in at:
+            reset_after.setdefault(int(t), []).append(name)
     ks: dict[str, Kernel] = {}
     for name, node in graph.nodes.items():
         cls = (kernels or {}).get(node.kind) or kernel_for(node)
@@ -229,6 +244,8 @@ def run(
             rec.setdefault("out", []).append(np.array(ys[p]))
             for var, val in ks[p].state().items():
                 rec.setdefault(var, []).append(np.array(val))
+        for n in reset_after.get(_t, ()):
+            ks[n].reset()
 
     def stack(frames: list, node: Node) -> np.ndarray:
         if frames:

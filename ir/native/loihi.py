@@ -74,10 +74,9 @@ class LoihiCompartment(NeuronNode):
 
     ``du``, ``dv``: 12-bit decays (0..4095) in Lava's convention (current decay factor
     ``(4096 - (du + 1)) / 4096``, voltage ``(4096 - dv) / 4096``); ``vth_mant``: 17-bit threshold
-    mantissa (threshold
-    ``vth_mant << 6``); ``bias_mant``: 13-bit signed mantissa, ``bias_exp``: 3-bit exponent;
-    ``refractory``: steps a compartment stays silent at v = 0 after a spike (0: none);
-    ``spiking=False`` makes a non-spiking readout whose output is ``v``.
+    mantissa (threshold ``vth_mant << 6``); ``bias_mant``: 13-bit signed mantissa, ``bias_exp``:
+    3-bit exponent; ``refractory``: steps a compartment is held at v = 0 after a spike (0: none);
+    ``readout=True`` makes a non-spiking readout whose output is ``v``.
     """
 
     kind: ClassVar[str] = "LoihiCompartment"
