@@ -127,6 +127,8 @@ class Graph:
         """A parameter of ``node`` as an array broadcast to the node's output shape."""
         v = getattr(node, fname)
         arr = self.const(v) if isinstance(v, Ref) else np.asarray(v)
+        if arr.size == 1:  # one value for all neurons, whatever its array shape
+            arr = arr.reshape(())
         return np.broadcast_to(np.asarray(arr, dtype=dtype), node.out_shape)
 
     def min_delay(self, node: Node) -> int:

@@ -18,7 +18,9 @@ constant over a step (zero-order hold), stage by stage::
     x[t]  = x_rest + alpha * (x[t-1] - x_rest) + (1 - alpha) * drive[t]
 
 so an NIR graph imports one to one. A framework that writes ``v = beta*v + I`` (snnTorch's Leaky)
-is the same neuron with ``tau_mem = -dt/ln(beta)`` and ``r = 1/(1-beta)``.
+has the same sub-threshold dynamics with ``tau_mem = -dt/ln(beta)`` and ``r = 1/(1-beta)``
+(snnTorch fires on ``v > threshold`` and subtracts the threshold after the next step's decay, so
+spike trains can differ slightly).
 
 Spiking rule for every spiking kind: ``s[t] = v[t] >= threshold``; the reset happens in the same
 step, after the spike decision, so the state carried to ``t+1`` is the reset value:
@@ -334,7 +336,8 @@ class LIF(NeuronNode):
 @register
 @dataclass(frozen=True, kw_only=True)
 class CubaLIF(NeuronNode):
-    """Current-based LIF: a synaptic current stage feeding a LIF stage, each exact per step.
+    """Current-based LIF: a synaptic current stage feeding a LIF stage, each stage exact for its
+    input held over the step (not the exact solution of the coupled pair).
 
     ``b = exp(-dt/tau_syn)``, ``a = exp(-dt/tau_mem)``;
     ``i[t] = b i[t-1] + (1 - b) w_in I[t]``;
@@ -363,6 +366,8 @@ class AdaptiveLIF(NeuronNode):
     ``v[t] = v_leak + a (v[t-1] - v_leak) + (1 - a) r I[t]``;
     ``theta[t] = v_threshold + beta_adapt * b[t-1]``; ``s[t] = v[t] >= theta[t]``;
     ``b[t] = rho b[t-1] + s[t]``; then reset of v (reset="subtract" subtracts ``v_threshold``).
+    ``b`` follows e-prop (Bellec 2020); for LSNN 2018, whose ``b`` adds ``(1 - rho) s``, use
+    ``beta_adapt = beta_LSNN * (1 - rho)``.
     """
 
     kind: ClassVar[str] = "AdaptiveLIF"
