@@ -19,7 +19,7 @@ def tiny_image(seed: int = 0) -> tuple[bytes, np.ndarray]:
     from nmc import api
 
     g = random_loihi_graph(seed)
-    compiled = api.compile(g, "loihi-mini")
+    compiled = api.compile(g, "loihi")
     rng = np.random.default_rng(seed)
     (inp,) = g.inputs
     x = (rng.random((40, 20, *inp.shape)) < 0.2).astype(np.uint8)
