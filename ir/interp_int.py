@@ -23,7 +23,7 @@ _ALLOWED_GENERIC = ("Input", "Output", "Flatten")
 
 def run_int(graph: Graph, inputs: Any, steps: int | None = None,
             probes: Sequence[str] = (), resets: Mapping[str, Sequence[int]] | None = None,
-            ) -> RunResult:
+            kernels: Mapping[str, type] | None = None) -> RunResult:
     """Run a quantized-or-later ``graph`` on ``inputs`` ``(B, T, *shape)`` (or ``(T, *shape)``, or
     a dict by input name) for ``steps`` steps (default: the inputs' length; more steps pad the
     inputs with silence).
@@ -32,6 +32,7 @@ def run_int(graph: Graph, inputs: Any, steps: int | None = None,
     state (int64) from readouts. ``probes`` names nodes whose state variables are recorded every
     step (``RunResult.probes[node][var]``, ``(B, T, *shape)``). ``resets`` maps nodes to the
     steps after which their state is zeroed (a host write, as Lava's ``io.reset.Reset``).
+    ``kernels`` overrides kernels by kind (e.g. BrainScaleS-2 fixed-pattern noise).
 
     Raises NmcError for a float-stage graph or a graph that still holds generic neuron or
     connection kinds (quantize it first).
@@ -49,7 +50,8 @@ def run_int(graph: Graph, inputs: Any, steps: int | None = None,
             f"graph {graph.name} (stage {graph.stage.value}): node {n.name} is of generic kind "
             f"{n.kind}, which has no integer semantics; quantize the graph for a target first"
         )
-    return run(graph, inputs, steps=steps, probes=probes, kernels=_integer_kernels(), resets=resets)
+    return run(graph, inputs, steps=steps, probes=probes, kernels={**_integer_kernels(), **(kernels or {})},
+               resets=resets)
 
 
 def _integer_kernels() -> dict:

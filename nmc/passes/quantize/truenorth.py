@@ -1,0 +1,779 @@
+"""The TrueNorth quantizer: generic float kinds -> TrueNorth neurons and binary crossbars.
+
+Rules (also in ``docs/families.md``):
+
+* Neurons. IF, LIF, Threshold -> ``TrueNorthNeuron``. Per neuron a scale ``sigma_j`` (integer
+  membrane units per float unit) is chosen; every weight level, the leak, the thresholds and the
+  reset value of the neuron are that neuron's float values times ``sigma_j``. The float input gain
+  is folded into the weights: ``r`` (IF), ``(1 - a) r`` with ``a = exp(-dt/tau_mem)`` (LIF, the
+  zero-order-hold form), 1 (Threshold).
+* Leak. IF: ``lambda = sigma * r * bias`` (exact up to rounding). LIF: TrueNorth's leak is linear,
+  so the exponential decay ``-(1 - a)(v - v_leak)`` is approximated at the typical membrane value
+  ``v_bar = v_threshold / 2`` (a neuron ramping from 0 to threshold): with no constant drive, a
+  leak toward 0 on both sides (``epsilon = 1``, ``lambda = -sigma (1 - a) v_bar``); with a
+  constant drive ``c = (1 - a)(r bias + v_leak)``, ``epsilon = 0`` and
+  ``lambda = sigma (c - (1 - a) v_bar)``. A leak whose magnitude rounds to 0 but is at least 1/256
+  uses the stochastic leak (``|lambda| = round(256 |x|) - 1`` gives ``x`` per tick on average).
+* Thresholds and resets. ``alpha = ceil(sigma v_threshold)`` (the membrane is an integer, so
+  ``V >= sigma thr`` iff ``V >= alpha``); ``reset="zero"`` -> ``gamma = 0,
+  R = 0``; ``"subtract"`` -> ``gamma = 1`` (native); ``"v_reset"`` -> ``gamma = 0,
+  R = round(sigma v_reset)``. The negative side saturates (``kappa = 1``) at the largest
+  ``beta`` the registers allow: float neurons have no lower bound. Threshold (memoryless) is the
+  EEDN binary neuron: ``alpha = 1, beta = 0, kappa = 1, gamma = 0, R = 0`` and
+  ``lambda = floor(sigma (bias - v_threshold)) + 1``, so it fires iff ``I >= v_threshold``
+  (exactly, for integer-valued weights such as EEDN's trinary ones).
+* Weights. A neuron has four weights ``s_j[0..3]``, one per axon type, shared by all its inputs;
+  each source drives ``copies`` axons (copy ``c`` has type ``c``) and the crossbar picks, per
+  (source, neuron), the subset of copies whose weights sum closest to ``sigma_j w_ji``. Per
+  population (all crossbars into a population share the neuron's weights):
+
+  - ``"2"``: two copies. Signed weights: levels ``(+A_j, -B_j)`` fitted per neuron by Lloyd's
+    algorithm (trinary EEDN weights ``{-c, 0, c}`` are exact); single-sign weights: a 2-bit grid
+    ``(1, 2) m_j``. At most ``core.axons / 2`` logical inputs per neuron.
+  - ``"4"``: four copies, levels ``(1, 2, 4, -7) m_j`` (subset sums: every integer -7..7 times
+    ``m_j``) or ``(1, 2, 4, 8) m_j`` for single-sign weights (0..15). At most ``core.axons / 4``
+    inputs.
+  - ``"auto"`` (default): per population the scheme with the smaller weight error
+    ``||W_q - W|| / ||W||`` among those whose per-neuron fan-in fits ``core.axons``; a tie picks
+    ``"2"`` (fewer axons and synaptic events).
+
+  The grid step is chosen per neuron among ``max|w_j| / k_max * (1, 0.9, ..., 0.5)`` by squared
+  error (clipping the largest weights when that helps).
+* Scale. ``sigma_j = m_j / step_j`` with ``m_j`` as large as the weight width allows, lowered so
+  that alpha, R, lambda and the membrane fit their registers; a leak or reset value that still does
+  not fit is clipped (noted in the report).
+* Connections. Dense / Sparse / a direct edge (identity) -> ``TrueNorthCrossbar``; float Delays
+  before or after the connection fold into ``delay = max(1, d)``; per-element delays that differ
+  split the crossbar by delay. Native delays must be ``<= core.scheduler_slots - 1``.
+
+Unsupported (CompileError naming the node, the rule and the fix): AdaptiveLIF, CubaLIF (no
+synaptic current), non-spiking readouts (LI, CubaLI, Integrator), connections in series, fan-in
+above the core's axons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ir.errors import CompileError
+from ir.graph import Graph, GraphBuilder, Stage, unique_name
+from ir.native.truenorth import TrueNorthCrossbar, TrueNorthNeuron
+from ir.nodes import Node, Ref
+from nmc.passes import record
+from nmc.passes.quantize import QuantizeOptions, register_quantizer
+from nmc.passes.quantize.report import QuantReport, connection_stats, population_stats
+
+KEPT = ("Input", "Output", "Flatten")
+STEP_CANDIDATES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+"""Ours: grid steps tried per neuron, as fractions of max|w| / k_max."""
+_TOL = 1e-9  # relative tolerance of ceil/floor against float noise in sigma * value
+SCHEMES = {
+    # name: (copies, unit levels for signed, for non-negative weights)
+    "2": (2, None, (1, 2)),
+    "4": (4, (1, 2, 4, -7), (1, 2, 4, 8)),
+}
+
+
+# ------------------------------------------------------------------------------------------
+# Graph analysis shared by the truenorth and brainscales2 quantizers
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Chain:
+    """One input path of a population: ``source`` -> Delays -> ``conn`` -> Delays -> target."""
+
+    source: str
+    target: str
+    conn: Node | None
+    pre: list[Node] = field(default_factory=list)
+    post: list[Node] = field(default_factory=list)
+    w: np.ndarray | None = None  # float weights (out, in)
+    bias: np.ndarray | None = None  # float bias (out,) or None
+    delay: np.ndarray | None = None  # total float delay per (out, in)
+
+    @property
+    def folded(self) -> list[str]:
+        return [n.name for n in self.pre] + ([self.conn.name] if self.conn else []) + \
+            [n.name for n in self.post]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.folded) or f"{self.source} -> {self.target}"
+
+
+def _single_pred(graph: Graph, name: str) -> str:
+    preds = graph.predecessors(name)
+    if len(preds) != 1:
+        raise CompileError(f"{graph.node(name).kind} {name}: has {len(preds)} inputs, expected "
+                           "exactly 1; check the graph with `nmc check`")
+    return preds[0]
+
+
+def trace_chain(graph: Graph, first: str, target: str, family: str,
+                readouts: tuple[str, ...] = ()) -> Chain:
+    """Follow the edge ``first -> target`` back to a spiking source, folding Delays and one
+    Dense/Sparse; CompileError for anything the family cannot lower."""
+    conn: Node | None = None
+    pre: list[Node] = []
+    post: list[Node] = []
+    cur = first
+    while True:
+        node = graph.node(cur)
+        if node.kind == "Delay":
+            (pre if conn is not None else post).insert(0, node)
+            cur = _single_pred(graph, cur)
+        elif node.kind in ("Dense", "Sparse"):
+            if conn is not None:
+                raise CompileError(
+                    f"{node.kind} {cur} feeds {conn.kind} {conn.name} directly (two connections in "
+                    f"series on the way to population {target}); the {family} family needs a "
+                    "population between connections: multiply the weight matrices or insert neurons"
+                )
+            conn = node
+            cur = _single_pred(graph, cur)
+        elif node.kind in ("Input", "Flatten") or node.category == "neuron":
+            if node.category == "neuron" and (node.kind in readouts
+                                              or getattr(node, "readout", False)):
+                raise CompileError(
+                    f"population {cur} ({node.kind}) is a non-spiking readout but feeds population "
+                    f"{target}; {family} synapses carry spikes only: make {cur} a spiking neuron "
+                    "(IF/LIF) or use it only as an output")
+            return Chain(source=cur, target=target, conn=conn, pre=pre, post=post)
+        else:
+            raise CompileError(
+                f"{node.kind} {cur} (on the way to population {target}) has no {family} lowering; "
+                "run the legalize pass first (it lowers Conv, pooling and Scale to Sparse)")
+
+
+def _delay_vec(graph: Graph, delays: list[Node], n: int) -> np.ndarray:
+    total = np.zeros(n, np.int64)
+    for d in delays:
+        total = total + np.rint(np.asarray(graph.param(d, "delay"), np.float64)).reshape(-1).astype(
+            np.int64)
+    return total
+
+
+def load_chain(graph: Graph, ch: Chain, n_src: int, n_tgt: int) -> None:
+    """Fill ``ch.w`` (dense float (out, in)), ``ch.bias`` and ``ch.delay`` (out, in)."""
+    c = ch.conn
+    if c is None:
+        if n_src != n_tgt:
+            raise CompileError(f"{ch.source} -> {ch.target}: a direct edge needs equal sizes "
+                               f"({n_src} != {n_tgt}); insert a Dense or Sparse connection")
+        ch.w = np.eye(n_src)
+    elif c.kind == "Dense":
+        ch.w = np.asarray(graph.const(c.weight), np.float64).reshape(c.out_features, c.in_features)
+    else:
+        w = np.zeros((c.out_features, c.in_features))
+        np.add.at(w, (np.asarray(graph.const(c.rows), np.int64).ravel(),
+                      np.asarray(graph.const(c.cols), np.int64).ravel()),
+                  np.asarray(graph.const(c.values), np.float64).ravel())
+        ch.w = w
+    if ch.w.shape != (n_tgt, n_src):
+        raise CompileError(f"connection {ch.label}: weights {list(ch.w.shape)} do not match "
+                           f"target {ch.target} ({n_tgt}) x source {ch.source} ({n_src})")
+    if c is not None and c.bias is not None:
+        ch.bias = np.asarray(graph.const(c.bias), np.float64).reshape(-1)
+    ch.delay = _delay_vec(graph, ch.post, n_tgt)[:, None] + _delay_vec(graph, ch.pre, n_src)[None]
+
+
+def collect(graph: Graph, family: str, readouts: tuple[str, ...] = ()
+            ) -> tuple[dict[str, Node], dict[str, list[Chain]]]:
+    """The generic populations to lower and, per population, its input chains (loaded).
+
+    CompileError for native kinds of another family, generic kinds legalize should have lowered,
+    and Dense/Sparse/Delay nodes that do not lead to a population.
+    """
+    pops: dict[str, Node] = {}
+    for node in graph.nodes.values():
+        if node.family not in ("generic", family):
+            raise CompileError(f"node {node.name}: native {node.family} kind {node.kind} cannot "
+                               f"be compiled for a {family} target")
+        if node.family != "generic":
+            continue
+        if node.category == "neuron":
+            pops[node.name] = node
+        elif node.kind not in KEPT + ("Dense", "Sparse", "Delay"):
+            raise CompileError(f"{node.kind} {node.name}: run the legalize pass first (it lowers "
+                               "Conv, pooling and Scale to Sparse)")
+    chains: dict[str, list[Chain]] = {}
+    used: set[str] = set()
+    for name, node in pops.items():
+        chains[name] = []
+        for src in graph.predecessors(name):
+            ch = trace_chain(graph, src, name, family, readouts)
+            load_chain(graph, ch, graph.node(ch.source).size, node.size)
+            chains[name].append(ch)
+            used.update(ch.folded)
+    for node in graph.nodes.values():
+        if node.kind in ("Dense", "Sparse", "Delay") and node.name not in used:
+            succ = graph.successors(node.name)
+            raise CompileError(
+                f"{node.kind} {node.name} does not lead to a population (it feeds "
+                f"{', '.join(succ) or 'nothing'}); on {family} only spikes (and readouts) can be "
+                "observed: connect it to a neuron population")
+    return pops, chains
+
+
+def flat(graph: Graph, node: Node, fname: str) -> np.ndarray:
+    """A float parameter of ``node`` as a flat array over its neurons."""
+    return np.asarray(graph.param(node, fname), np.float64).reshape(-1)
+
+
+def int_param(b: GraphBuilder, name: str, arr: np.ndarray) -> int | Ref:
+    """A scalar when all neurons share the value, else an int32 constant in the pool."""
+    arr = np.asarray(arr, np.int64).reshape(-1)
+    if arr.size and np.all(arr == arr[0]):
+        return int(arr[0])
+    return b.const(name, arr.astype(np.int32))
+
+
+def span(values: np.ndarray) -> int | str:
+    """One integer, or ``"lo..hi"`` when the neurons differ."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return 0
+    lo, hi = int(np.min(values)), int(np.max(values))
+    return lo if lo == hi else f"{lo}..{hi}"
+
+
+def delay_groups(ch: Chain, delay_max: int, family: str) -> list[int]:
+    """Distinct native delays ``max(1, d)`` of a chain's synapses; CompileError above the max."""
+    nz = ch.w != 0
+    d = np.maximum(ch.delay, 1)
+    groups = sorted(set(d[nz].tolist())) or [int(d.max()) if d.size else 1]
+    if groups[-1] > delay_max:
+        raise CompileError(
+            f"connection {ch.label}: delay {groups[-1]} > {delay_max} steps (the largest delay of "
+            f"the {family} target); shorten the delay or relay the spikes through an extra "
+            "population")
+    return groups
+
+
+def build(graph: Graph, pops_native: dict[str, Node], conns: dict[str, list[tuple[Node, str]]],
+          constants: dict[str, np.ndarray], attrs: dict) -> Graph:
+    """Assemble the quantized graph in the float graph's node order.
+
+    ``conns[target]``: (native connection, source) pairs feeding population ``target``, placed
+    where their float connection was (or just before the target for direct edges).
+    """
+    b = GraphBuilder(graph.name, dt=graph.dt, stage=Stage.QUANTIZED, attrs=attrs)
+    b.constants.update(constants)
+    edges: list[tuple[str, str]] = []
+    placed: set[str] = set()
+    for name, node in graph.nodes.items():
+        if name in pops_native:
+            for cn, src in conns.get(name, []):
+                if cn.name not in placed:
+                    b.add(cn)
+                    placed.add(cn.name)
+                    edges.append((src, cn.name))
+                    edges.append((cn.name, name))
+            b.add(pops_native[name])
+        elif node.kind in KEPT or node.family != "generic":
+            for _, ref in node.refs():
+                b.constants[ref.name] = graph.const(ref)
+            b.add(node)
+            edges.extend((s, name) for s in graph.predecessors(name))
+    for s, t in edges:
+        if s not in b.nodes:
+            src = graph.node(s)
+            raise CompileError(
+                f"{graph.node(t).kind} {t} is fed by {src.kind} {s}, which has no native "
+                f"equivalent on its own (it is folded into the connection of a population); "
+                f"feed {t} from a neuron population")
+    b.edges = edges
+    return b.build()
+
+
+# ------------------------------------------------------------------------------------------
+# TrueNorth limits and schemes
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Limits:
+    """The numbers the quantizer needs, all from the target profile."""
+
+    weight_max: int
+    leak_max: int
+    threshold_max: int
+    reset_min: int
+    reset_max: int
+    v_max: int
+    axons: int
+    delay_max: int
+    overflow: str
+    v_bits: int
+
+    @classmethod
+    def from_profile(cls, profile, opts: QuantizeOptions) -> Limits:
+        wb = int(profile.get("widths.weight"))
+        if opts.weight_bits is not None:
+            wb = min(wb, int(opts.weight_bits) + 1)  # weight_bits counts magnitude bits
+        rb = int(profile.get("widths.reset"))
+        vb = int(profile.get("widths.membrane"))
+        return cls(
+            weight_max=(1 << (wb - 1)) - 1,
+            leak_max=(1 << (int(profile.get("widths.leak")) - 1)) - 1,
+            threshold_max=(1 << int(profile.get("widths.threshold"))) - 1,
+            reset_min=-(1 << (rb - 1)), reset_max=(1 << (rb - 1)) - 1,
+            v_max=(1 << (vb - 1)) - 1, axons=int(profile.get("core.axons")),
+            delay_max=int(profile.get("core.scheduler_slots")) - 1,
+            overflow=str(profile.get("overflow.membrane")), v_bits=vb,
+        )
+
+
+@dataclass
+class Fit:
+    """One weight scheme fitted to a population: per-neuron levels and the subset encoding."""
+
+    scheme: str
+    copies: int
+    unit: np.ndarray  # (N, copies) float levels per unit of m (or the Lloyd levels)
+    step: np.ndarray  # (N,) float weight per unit level
+    codes: np.ndarray  # (N, in_total) subset index per (neuron, input)
+    back: np.ndarray  # (N, in_total) float weights realised
+    error: float
+    clipped: np.ndarray  # (N, in_total) bool: ideal outside the levels' range
+
+
+def _subset_sums(levels: np.ndarray) -> np.ndarray:
+    """(N, 2**copies) sums of every subset of each neuron's levels (bit c = copy c)."""
+    n, copies = levels.shape
+    sub = np.arange(1 << copies)
+    bits = (sub[:, None] >> np.arange(copies)[None]) & 1  # (S, copies)
+    return levels @ bits.T.astype(levels.dtype)
+
+
+def _encode(w: np.ndarray, sums: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    """Per (neuron, input) the subset whose sum is nearest to ``w`` (ties: lowest index)."""
+    n, m = w.shape
+    s = sums.shape[1]
+    out = np.empty((n, m), np.int64)
+    rows = max(1, chunk // max(1, m * s))
+    for r0 in range(0, n, rows):
+        d = np.abs(w[r0:r0 + rows, :, None] - sums[r0:r0 + rows, None, :])
+        out[r0:r0 + rows] = np.argmin(d, axis=2)
+    return out
+
+
+def _grid_fit(w: np.ndarray, unit: tuple[int, ...], scheme: str) -> Fit:
+    """Uniform grid levels ``unit * step_j``; step per neuron by squared error."""
+    n = w.shape[0]
+    u = np.asarray(unit, np.float64)
+    kmax = max(abs(u.clip(min=0).sum()), abs(u.clip(max=0).sum()))
+    amax = np.abs(w).max(axis=1) if w.size else np.zeros(n)
+    amax = np.where(amax > 0, amax, 1.0)
+    best_err = np.full(n, np.inf)
+    best = None
+    for c in STEP_CANDIDATES:
+        step = amax * c / kmax
+        levels = u[None] * step[:, None]
+        sums = _subset_sums(levels)
+        codes = _encode(w, sums)
+        back = np.take_along_axis(sums, codes, axis=1)
+        err = ((back - w) ** 2).sum(axis=1)
+        if best is None:
+            best = [step.copy(), codes, back]
+            best_err = err
+            continue
+        better = err < best_err * (1 - 1e-12)  # strictly better: ties keep the larger step
+        best_err = np.where(better, err, best_err)
+        best[0] = np.where(better, step, best[0])
+        best[1] = np.where(better[:, None], codes, best[1])
+        best[2] = np.where(better[:, None], back, best[2])
+    step, codes, back = best
+    lo = (u.clip(max=0).sum()) * step
+    hi = (u.clip(min=0).sum()) * step
+    clipped = (w != 0) & ((w < lo[:, None] - step[:, None] / 2) | (w > hi[:, None] + step[:, None] / 2))
+    norm = float(np.linalg.norm(w))
+    err = float(np.linalg.norm(back - w) / norm) if norm > 0 else 0.0
+    return Fit(scheme=scheme, copies=len(unit), unit=np.broadcast_to(u, (n, len(unit))).copy(),
+               step=step, codes=codes, back=back, error=err, clipped=clipped)
+
+
+def _lloyd_level(x: np.ndarray, iters: int = 30) -> np.ndarray:
+    """Per row the level ``a`` minimising ``sum (x - q(x))^2`` with ``q(x) in {0, a}`` (x >= 0)."""
+    a = x.max(axis=1) if x.size else np.zeros(x.shape[0])
+    for _ in range(iters):
+        sel = (x > 0) & (x >= a[:, None] / 2)
+        cnt = sel.sum(axis=1)
+        a = np.where(cnt > 0, (x * sel).sum(axis=1) / np.maximum(cnt, 1), 0.0)
+    return a
+
+
+def _pm_fit(w: np.ndarray) -> Fit:
+    """Two copies with Lloyd levels ``(+A_j, -B_j)`` (trinary EEDN weights are exact)."""
+    a = _lloyd_level(np.maximum(w, 0))
+    bb = _lloyd_level(np.maximum(-w, 0))
+    step = np.maximum(a, bb)
+    step = np.where(step > 0, step, 1.0)
+    unit = np.stack([a / step, -bb / step], axis=1)  # levels = unit * step
+    sums = _subset_sums(unit * step[:, None])
+    # Encode as in the chip: the nearest of 0, +A, -B, A-B.
+    codes = _encode(w, sums)
+    back = np.take_along_axis(sums, codes, axis=1)
+    norm = float(np.linalg.norm(w))
+    err = float(np.linalg.norm(back - w) / norm) if norm > 0 else 0.0
+    return Fit(scheme="2", copies=2, unit=unit, step=step, codes=codes, back=back, error=err,
+               clipped=np.zeros(w.shape, bool))
+
+
+def fit_scheme(w: np.ndarray, scheme: str) -> Fit:
+    """Fit scheme ``"2"`` or ``"4"`` to the effective float weights ``w`` (N, inputs)."""
+    copies, signed, single = SCHEMES[scheme]
+    if w.size and w.min() < 0 < w.max():
+        return _pm_fit(w) if signed is None else _grid_fit(w, signed, scheme)
+    if w.size and w.max() <= 0:
+        return _grid_fit(w, tuple(-u for u in single), scheme)
+    return _grid_fit(w, single, scheme)
+
+
+# ------------------------------------------------------------------------------------------
+# Populations
+# ------------------------------------------------------------------------------------------
+_UNSUPPORTED = {
+    "AdaptiveLIF": "TrueNorth neurons have no threshold adaptation; use LIF (drop the "
+                   "adaptation) or a family that has it",
+    "CubaLIF": "TrueNorth neurons have no synaptic current stage; use LIF (tau_syn -> 0) or a "
+               "target with current-based neurons (loihi, brainscales2)",
+    "LI": "TrueNorth neurons cannot be read out as a membrane value, only as spikes; make the "
+          "output layer spiking (IF/LIF) and count its spikes",
+    "CubaLI": "TrueNorth neurons cannot be read out as a membrane value, only as spikes; make "
+              "the output layer spiking (IF/LIF) and count its spikes",
+    "Integrator": "TrueNorth neurons cannot be read out as a membrane value, only as spikes; "
+                  "make the output layer spiking (IF/LIF) and count its spikes",
+}
+
+
+@dataclass
+class Pop:
+    """Float view of one population: input gain, constant drive, decay, threshold."""
+
+    node: Node
+    n: int
+    gain: np.ndarray  # float v per unit of input
+    drive: np.ndarray  # constant input per step (float v units): gain * bias (+ leak term)
+    decay: np.ndarray  # (1 - a): fraction of (v - v_leak) lost per step (0 for IF)
+    thr: np.ndarray
+    chains: list[Chain]
+    notes: list[str] = field(default_factory=list)
+
+
+def _pop(graph: Graph, node: Node, chains: list[Chain]) -> Pop:
+    if node.kind in _UNSUPPORTED:
+        raise CompileError(f"population {node.name}: kind {node.kind} is not supported by the "
+                           f"truenorth family: {_UNSUPPORTED[node.kind]}")
+    if node.kind not in ("IF", "LIF", "Threshold"):
+        raise CompileError(f"population {node.name}: kind {node.kind} has no TrueNorth lowering")
+    n = node.size
+    bias = np.zeros(n)
+    for ch in chains:
+        if ch.bias is not None:
+            bias = bias + ch.bias
+    thr = flat(graph, node, "v_threshold")
+    if node.kind == "Threshold":
+        gain, decay, drive = np.ones(n), np.zeros(n), bias
+    elif node.kind == "IF":
+        r = flat(graph, node, "r")
+        gain, decay, drive = r, np.zeros(n), r * bias
+    else:
+        r = flat(graph, node, "r")
+        decay = 1.0 - np.exp(-graph.dt / flat(graph, node, "tau_mem"))
+        gain = decay * r
+        drive = gain * bias + decay * flat(graph, node, "v_leak")
+    return Pop(node=node, n=n, gain=gain, drive=drive, decay=decay, thr=thr, chains=chains)
+
+
+def _fanin(p: Pop) -> np.ndarray:
+    """Inputs with a non-zero weight per neuron, summed over the population's chains."""
+    total = np.zeros(p.n, np.int64)
+    for ch in p.chains:
+        total += np.count_nonzero(ch.w, axis=1)
+    return total
+
+
+def _choose_scheme(p: Pop, w: np.ndarray, opts: QuantizeOptions, lim: Limits,
+                   notes: list[str]) -> Fit:
+    fanin = _fanin(p)
+    worst = int(fanin.max()) if fanin.size else 0
+    wanted = ("2", "4") if opts.axon_types == "auto" else (opts.axon_types,)
+    fits = [s for s in wanted if worst * SCHEMES[s][0] <= lim.axons]
+    if not fits:
+        s = wanted[0] if len(wanted) == 1 else "2"
+        c = SCHEMES[s][0]
+        j = int(np.argmax(fanin))
+        hint = (" or use axon_types=2" if s == "4" and worst * 2 <= lim.axons else "")
+        raise CompileError(
+            f"population {p.node.name}: neuron {j} has fan-in {worst} inputs x {c} axon copies = "
+            f"{worst * c} > {lim.axons} axons per core (core.axons of the target); a TrueNorth "
+            f"neuron sees one core's axons only: reduce the fan-in to <= {lim.axons // c} inputs "
+            f"(a sparser or convolutional layer){hint}")
+    cands = [fit_scheme(w, s) for s in fits]
+    best = min(cands, key=lambda f: (f.error, f.copies))
+    if opts.axon_types == "auto":
+        errs = ", ".join(f"{f.scheme}: {f.error:.4g}" for f in cands)
+        notes.append(f"axon types {best.scheme} chosen by weight error ({errs})")
+    return best
+
+
+@dataclass
+class Lowered:
+    """Integer parameters of one population."""
+
+    sigma: np.ndarray
+    levels: np.ndarray  # (N, 4) int
+    leak: np.ndarray
+    leak_rev: np.ndarray
+    stoch_leak: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    gamma: np.ndarray
+    kappa: np.ndarray
+    v_reset: np.ndarray
+    limited_by: str
+    step_int: np.ndarray  # integer weight per grid step (m_j)
+
+
+def _leak_float(p: Pop) -> tuple[np.ndarray, np.ndarray]:
+    """(leak per tick in float units, leak reversal flag) as in the module doc."""
+    if p.node.kind != "LIF":
+        return p.drive, np.zeros(p.n, np.int64)
+    vbar = p.thr / 2.0
+    const = p.drive
+    rev = (const == 0) & (p.decay > 0)
+    leak = np.where(rev, -p.decay * vbar, const - p.decay * vbar)
+    return leak, rev.astype(np.int64)
+
+
+def _lower_pop(graph: Graph, p: Pop, fit: Fit, lim: Limits) -> Lowered:
+    node, n = p.node, p.n
+    kind = node.kind
+    leak_f, rev = _leak_float(p)
+    reset = getattr(node, "reset", "zero")
+    vres_f = flat(graph, node, "v_reset") if reset == "v_reset" else np.zeros(n)
+    if kind == "Threshold":
+        leak_f = p.drive - p.thr  # EEDN: fire iff I + bias - thr >= 0 (lambda gets + 1 below)
+    # Upper bounds on sigma from every register other than the weights.
+    umax = np.abs(fit.unit).max(axis=1)  # level magnitude per unit of m
+    ssum = np.maximum(np.clip(fit.unit, 0, None).sum(axis=1), -np.clip(fit.unit, None, 0).sum(axis=1))
+    bounds = {"weights": lim.weight_max / np.maximum(umax * fit.step, 1e-300)}
+    if kind != "Threshold":
+        bounds["threshold"] = lim.threshold_max / np.maximum(p.thr, 1e-300)
+        # alpha plus one tick of input must fit the membrane register.
+        drive = np.zeros(n)
+        for ch in p.chains:
+            drive += np.count_nonzero(ch.w, axis=1)
+        bounds["membrane"] = lim.v_max / np.maximum(p.thr + drive * ssum * fit.step
+                                                    + np.abs(leak_f), 1e-300)
+        if reset == "v_reset":
+            bounds["reset"] = np.where(vres_f != 0, lim.reset_max / np.maximum(np.abs(vres_f),
+                                                                                1e-300), np.inf)
+    bounds["leak"] = np.where(leak_f != 0, (lim.leak_max - (kind == "Threshold"))
+                              / np.maximum(np.abs(leak_f), 1e-300), np.inf)
+    stack = np.stack([np.broadcast_to(v, (n,)) for v in bounds.values()])
+    target = stack.min(axis=0)
+    which = np.array(list(bounds))[stack.argmin(axis=0)]
+    # Integer multiple m of the step: as large as the weights allow, at least 1.
+    m_max = np.floor(lim.weight_max / np.maximum(umax, 1e-300) + 1e-9)
+    m = np.clip(np.floor(target * fit.step + 1e-9), 1, np.maximum(m_max, 1))
+    sigma = m / fit.step
+    levels = np.zeros((n, 4), np.int64)
+    levels[:, :fit.copies] = np.rint(fit.unit * m[:, None]).astype(np.int64)
+    levels = np.clip(levels, -lim.weight_max, lim.weight_max)
+    # Leak: deterministic where it rounds to a non-zero value, stochastic below one unit.
+    lam_ideal = leak_f * sigma
+    if kind == "Threshold":
+        # The membrane is an integer: I >= thr - bias  <=>  V = sum + lambda >= 1 with
+        # lambda = 1 + floor(sigma (bias - thr)) (exact for integer sums).
+        lam = np.floor(lam_ideal + _TOL * np.maximum(1.0, np.abs(lam_ideal))) + 1
+        stoch = np.zeros(n, bool)
+    else:
+        lam = np.rint(lam_ideal)
+        stoch = (lam == 0) & (np.abs(lam_ideal) >= 1.0 / 256)
+        lam = np.where(stoch, np.sign(lam_ideal) * (np.rint(256 * np.abs(lam_ideal)) - 1), lam)
+    lam_c = np.clip(lam, -lim.leak_max, lim.leak_max)
+    if np.any(lam_c != lam):
+        p.notes.append(f"leak clipped to +-{lim.leak_max} for {int(np.sum(lam_c != lam))} "
+                       "neuron(s): the bias is large next to the weights")
+    if stoch.any():
+        p.notes.append(f"stochastic leak for {int(stoch.sum())} neuron(s) (leak below one unit "
+                       "per tick)")
+    beta_floor = min(lim.threshold_max, lim.v_max)
+    if kind == "Threshold":
+        alpha = np.ones(n, np.int64)
+        beta = np.zeros(n, np.int64)
+        gamma = np.zeros(n, np.int64)
+        vres = np.zeros(n, np.int64)
+    else:
+        # V is an integer, so V >= sigma thr  <=>  V >= ceil(sigma thr).
+        x = p.thr * sigma
+        alpha = np.ceil(x - _TOL * np.maximum(1.0, np.abs(x))).astype(np.int64)
+        if np.any(alpha < 1) or np.any(p.thr <= 0):
+            raise CompileError(
+                f"population {node.name}: v_threshold {float(p.thr.min())} rounds to alpha < 1 "
+                "at the chosen scale; raise the threshold relative to the bias or the weights")
+        alpha = np.clip(alpha, 1, lim.threshold_max)
+        beta = np.full(n, beta_floor, np.int64)
+        gamma = np.full(n, 1 if reset == "subtract" else 0, np.int64)
+        vres = np.rint(vres_f * sigma)
+        vc = np.clip(vres, lim.reset_min, lim.reset_max)
+        if np.any(vc != vres):
+            p.notes.append(f"v_reset clipped for {int(np.sum(vc != vres))} neuron(s)")
+        vres = vc.astype(np.int64)
+    vals, counts = np.unique(which, return_counts=True)
+    limited = str(vals[np.argmax(counts)]) if vals.size else "weights"
+    return Lowered(sigma=sigma, levels=levels, leak=lam_c.astype(np.int64), leak_rev=rev,
+                   stoch_leak=stoch.astype(np.int64), alpha=alpha, beta=beta, gamma=gamma,
+                   kappa=np.ones(n, np.int64), v_reset=vres, limited_by=limited, step_int=m)
+
+
+# ------------------------------------------------------------------------------------------
+# The quantizer
+# ------------------------------------------------------------------------------------------
+@register_quantizer("truenorth")
+def quantize_truenorth(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Graph, QuantReport]:
+    """Lower a float graph for a truenorth-family profile (see the module doc for every rule)."""
+    lim = Limits.from_profile(profile, opts)
+    report = QuantReport(target=profile.name, family=profile.family,
+                         calibrated=opts.calibration is not None)
+    pops_f, chains = collect(graph, "truenorth", readouts=("LI", "CubaLI", "Integrator"))
+    for name, node in pops_f.items():  # unsupported kinds fail before any work
+        _pop(graph, node, chains[name])
+    constants: dict[str, np.ndarray] = {}
+    cb_builder = GraphBuilder("_")  # only for unique constant names
+    natives: dict[str, Node] = {}
+    conns: dict[str, list[tuple[Node, str]]] = {}
+    taken = set(graph.nodes)
+    uses: dict[str, int] = {}
+    for chs in chains.values():
+        for ch in chs:
+            if ch.conn is not None:
+                uses[ch.conn.name] = uses.get(ch.conn.name, 0) + 1
+    dec_p: dict[str, Any] = {}
+    dec_c: dict[str, Any] = {}
+    id_base = 0
+    seed = int(opts.seed) & 0xFFFFFFFF
+    shifted = 0
+    for name, node in pops_f.items():
+        p = _pop(graph, node, chains[name])
+        parts = [p.gain[:, None] * ch.w for ch in p.chains]
+        w_all = np.concatenate(parts, axis=1) if parts else np.zeros((p.n, 0))
+        fit = fit_scheme(w_all, "2") if not parts else _choose_scheme(p, w_all, opts, lim, p.notes)
+        low = _lower_pop(graph, p, fit, lim)
+        # The integer weights realised (levels are integers now): re-encode at the final levels.
+        sums_int = _subset_sums(low.levels[:, :fit.copies].astype(np.float64))
+        ideal = w_all * low.sigma[:, None]
+        codes = _encode(ideal, sums_int) if w_all.size else np.zeros((p.n, 0), np.int64)
+        q_int = np.take_along_axis(sums_int, codes, axis=1) if w_all.size else codes
+        q_back = q_int / low.sigma[:, None]
+        def nb(f: str, arr: np.ndarray, _pop: str = name) -> int | Ref:
+            return int_param(cb_builder, f"{_pop}.{f}", arr)
+
+        natives[name] = TrueNorthNeuron(
+            name=name, shape=node.shape,
+            s0=nb("s0", low.levels[:, 0]), s1=nb("s1", low.levels[:, 1]),
+            s2=nb("s2", low.levels[:, 2]), s3=nb("s3", low.levels[:, 3]),
+            leak=nb("leak", low.leak), leak_rev=nb("leak_rev", low.leak_rev),
+            stoch_leak=nb("stoch_leak", low.stoch_leak), alpha=nb("alpha", low.alpha),
+            beta=nb("beta", low.beta), gamma=nb("gamma", low.gamma), kappa=nb("kappa", low.kappa),
+            v_reset=nb("v_reset", low.v_reset), v_bits=lim.v_bits, overflow=lim.overflow,
+            seed=seed, id_base=id_base,
+        )
+        id_base += p.n
+        dec_p[name] = dict(kind=node.kind, axon_types=fit.scheme, copies=fit.copies,
+                           weight_error=float(f"{fit.error:.6g}"), limited_by=low.limited_by,
+                           sigma=span(np.rint(low.sigma)), alpha=span(low.alpha),
+                           leak=span(low.leak), gamma=span(low.gamma))
+        report.populations.append(dict(
+            name=name, kind=node.kind, neurons=p.n, scale=float(np.median(low.sigma)),
+            axon_types=fit.scheme, limited_by=low.limited_by, alpha=span(low.alpha),
+            leak=span(low.leak)))
+        report.notes.extend(f"population {name}: {t}" for t in p.notes)
+        # Crossbars, one per chain (and per delay group).
+        col = 0
+        conns[name] = []
+        for ch in p.chains:
+            n_src = graph.node(ch.source).size
+            sl = slice(col, col + n_src)
+            col += n_src
+            ch_codes = codes[:, sl]
+            groups = delay_groups(ch, lim.delay_max, "truenorth")
+            if ch.conn is not None:
+                base = ch.conn.name if uses[ch.conn.name] == 1 else f"{ch.conn.name}_{name}"
+            else:
+                base = f"{ch.source}_to_{name}"
+            base = base if base not in taken or (ch.conn is not None and base == ch.conn.name) \
+                else unique_name(taken, base)
+            taken.add(base)
+            d = np.maximum(ch.delay, 1)
+            for gi, dd in enumerate(groups):
+                cname = base if gi == 0 else unique_name(taken, f"{base}_d{dd}")
+                taken.add(cname)
+                sel = (d == dd) & (ch.w != 0) if len(groups) > 1 else ch.w != 0
+                sub = np.where(sel, ch_codes, 0)
+                bits = ((sub[:, :, None] >> np.arange(fit.copies)[None, None]) & 1).astype(bool)
+                crossbar = bits.reshape(p.n, n_src * fit.copies)
+                types = np.tile(np.arange(fit.copies, dtype=np.int8), n_src)
+                cref = cb_builder.const(f"{cname}.crossbar", crossbar)
+                tref = cb_builder.const(f"{cname}.axon_types", types)
+                cn = TrueNorthCrossbar(name=cname, in_features=n_src, out_features=p.n,
+                                       copies=fit.copies, crossbar=cref, axon_types=tref,
+                                       delay=int(dd))
+                conns[name].append((cn, ch.source))
+                fd = int(ch.delay.max()) if ch.delay.size else 0
+                shifted += fd == 0 and gi == 0
+                dec_c[cname] = dict(source=ch.source, target=name, folded=ch.folded,
+                                    copies=fit.copies, delay=int(dd), float_delay=fd)
+            wf = ch.w * p.gain[:, None]
+            # The clipping test per neuron, expressed on the common range [-1, 1]: the ideal
+            # integer weight over the neuron's reachable range (level sums plus half a step).
+            ideal_c = ideal[:, sl]
+            reach_hi = (np.clip(low.levels, 0, None).sum(axis=1) + low.step_int / 2)[:, None]
+            reach_lo = (np.clip(low.levels, None, 0).sum(axis=1) - low.step_int / 2)[:, None]
+            unit_ideal = np.where(ideal_c >= 0, ideal_c / np.maximum(reach_hi, 1e-300),
+                                  -ideal_c / np.minimum(reach_lo, -1e-300))
+            if fit.scheme == "2" and fit.copies == 2 and np.any(fit.unit[:, 1] < 0):
+                unit_ideal = np.zeros_like(unit_ideal)  # nearest of Lloyd levels: nothing clips
+            stats = connection_stats(
+                base, wf, q_int[:, sl], q_back[:, sl], ideal=unit_ideal, lo=-1.0, hi=1.0,
+                scale=float(np.median(low.sigma)), kind="TrueNorthCrossbar", target=name,
+                bits=int(lim.weight_max).bit_length() + 1, levels=1 << fit.copies,
+                axon_types=fit.scheme, copies=fit.copies,
+                delay=groups[0] if len(groups) == 1 else f"{groups[0]}..{groups[-1]}")
+            report.connections.append(stats)
+    constants.update(cb_builder.constants)
+    if shifted:
+        report.notes.append(
+            f"{shifted} connection(s) were instantaneous in the float graph and take 1 tick on "
+            "TrueNorth (native delay >= 1): spikes of the quantized graph come later by one tick "
+            "per such layer")
+    decisions = dict(populations=dec_p, connections=dec_c,
+                     options=dict(axon_types=opts.axon_types, seed=seed,
+                                  weight_bits=opts.weight_bits,
+                                  calibrated=opts.calibration is not None))
+    attrs = record(dict(graph.attrs, target=profile.name), "quantize", decisions)
+    out = build(graph, natives, conns, constants, attrs)
+    if opts.calibration is not None:
+        calibration_report(out, list(natives), opts, report)
+    return out, report
+
+
+def calibration_report(g: Graph, pops: list[str], opts: QuantizeOptions,
+                       report: QuantReport) -> None:
+    """Run the quantized graph on the calibration data: never/always-firing neurons and the mean
+    rate per spiking population, added to the report's population rows."""
+    from ir.interp_int import run_int
+
+    res = run_int(g, opts.calibration, probes=pops)
+    rows = {r["name"]: r for r in report.populations}
+    for name in pops:
+        if getattr(g.nodes[name], "readout", False):
+            continue
+        st = population_stats(name, res.probes[name]["out"])
+        rows[name].update(never_fire=st["never_fire"], always_fire=st["always_fire"],
+                          mean_rate=st["mean_rate"], samples=st["samples"], steps=st["steps"])
+
+
+__all__ = ["Chain", "Fit", "collect", "fit_scheme", "quantize_truenorth", "trace_chain"]

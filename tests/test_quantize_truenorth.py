@@ -1,0 +1,250 @@
+"""The TrueNorth quantizer: exact native fields on tiny graphs, weight schemes, errors, and
+float-vs-integer agreement on small dense and recurrent graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ir.errors import CompileError
+from ir.graph import GraphBuilder
+from ir.interp_float import run_float
+from ir.interp_int import run_int
+from ir.nodes import IF, LI, LIF, AdaptiveLIF, CubaLIF, Delay, Dense, Input, Output, Threshold
+from ir.verify import problems
+from nmc.passes.quantize import QuantizeOptions, quantize
+
+
+def one_layer(kind, w, bias=None, delay=None, **params):
+    w = np.asarray(w, float)
+    b = GraphBuilder("net")
+    b.add(Input(name="x", shape=(w.shape[1],)))
+    b.add(Dense(name="fc", in_features=w.shape[1], out_features=w.shape[0],
+                weight=b.const("w", w),
+                bias=None if bias is None else b.const("b", np.asarray(bias, float))), "x")
+    src = "fc"
+    if delay is not None:
+        src = b.add(Delay(name="d", shape=(w.shape[0],), delay=delay), "fc")
+    b.add(kind(name="h", shape=(w.shape[0],), **params), src)
+    b.add(Output(name="y", shape=(w.shape[0],)), "h")
+    return b.build()
+
+
+def fields(q, name):
+    """A node's fields with constants resolved to lists."""
+    out = {}
+    for f, v in q.nodes[name].fields().items():
+        out[f] = q.constants[v.name].tolist() if hasattr(v, "name") and v.name in q.constants \
+            else v
+    return out
+
+
+TN_DEFAULTS = dict(s2=0, s3=0, stoch_syn=0, leak_rev=0, stoch_leak=0, tm=0, kappa=1,
+                   v_reset=0, v_bits=20, overflow="saturate", seed=0, id_base=0)
+
+
+# ---- exact fields ----------------------------------------------------------------------------
+def test_trinary_weights_use_two_axon_types_exactly():
+    q, rep = quantize(one_layer(IF, [[1, -1, 0], [0, 1, 1]], v_threshold=2.0,
+                                reset="subtract"), "truenorth")
+    assert problems(q) == []
+    # Levels (+A, -B) per neuron by Lloyd (here exact); sigma = 255 (the weight register).
+    assert fields(q, "h") == dict(shape=(2,), s0=255, s1=[-255, 0], leak=0, alpha=510,
+                                  beta=262143, gamma=1, **TN_DEFAULTS)
+    assert fields(q, "fc") == dict(
+        in_features=3, out_features=2, copies=2, delay=1, axon_types=[0, 1, 0, 1, 0, 1],
+        crossbar=[[True, False, False, True, False, False],
+                  [False, False, True, False, True, False]])
+    assert [(c["name"], c["axon_types"], c["rel_error"], c["clipped_pct"], c["zero_pct"])
+            for c in rep.connections] == [("fc", "2", 0.0, 0.0, 0.0)]
+    assert rep.notes[0] == "population h: axon types 2 chosen by weight error (2: 0, 4: 0)"
+
+
+def test_weight_bits_cap_gives_eedn_unit_weights():
+    q, _ = quantize(one_layer(IF, [[1, -1, 0], [0, 1, 1]], v_threshold=2.0),
+                    "truenorth", QuantizeOptions(weight_bits=1))
+    f = fields(q, "h")
+    assert (f["s0"], f["s1"], f["alpha"], f["gamma"]) == (1, [-1, 0], 2, 0)
+
+
+def test_threshold_becomes_the_eedn_binary_neuron_and_is_exact():
+    rng = np.random.default_rng(3)
+    w = rng.choice([-1.0, 0.0, 1.0], size=(12, 16))
+    thr = rng.choice([-0.5, 0.5, 1.5, 2.5], size=12)
+    b = GraphBuilder("net")
+    b.add(Input(name="x", shape=(16,)))
+    b.add(Dense(name="fc", in_features=16, out_features=12, weight=b.const("w", w),
+                bias=b.const("b", rng.choice([0.0, 1.0], size=12))), "x")
+    b.add(Threshold(name="h", shape=(12,), v_threshold=b.const("t", thr)), "fc")
+    b.add(Output(name="y", shape=(12,)), "h")
+    g = b.build()
+    q, rep = quantize(g, "truenorth", QuantizeOptions(weight_bits=1))
+    f = fields(q, "h")
+    assert (f["alpha"], f["beta"], f["kappa"], f["gamma"], f["v_reset"]) == (1, 0, 1, 0, 0)
+    assert np.broadcast_to(f["s0"], 12).tolist() == [int((w[j] > 0).any()) for j in range(12)]
+    assert np.broadcast_to(f["s1"], 12).tolist() == [-int((w[j] < 0).any()) for j in range(12)]
+    x = rng.random((4, 30, 16)) < 0.5
+    yf = run_float(g, x).outputs["y"]
+    yi = run_int(q, x).outputs["y"]
+    # One tick of native delay; otherwise identical, spike for spike.
+    assert np.array_equal(yi[:, 1:].astype(bool), yf[:, :-1].astype(bool))
+    assert rep.connections[0]["rel_error"] == 0.0
+
+
+def test_lif_leak_approximation_fields():
+    q, _ = quantize(one_layer(LIF, [[0.5, -0.25]], tau_mem=0.02, v_threshold=1.3), "truenorth")
+    # gain d = 1 - exp(-0.05); the leak -d * 1.3 / 2 binds sigma: m = floor(255 * 0.5 / 0.65)
+    # = 196, sigma = 196 / (0.5 d); alpha = ceil(1.3 sigma); leak toward 0 (epsilon = 1).
+    assert fields(q, "h") == dict(shape=(1,), s0=196, s1=-98, leak=-255, alpha=10449,
+                                  beta=262143, gamma=0, **{**TN_DEFAULTS, "leak_rev": 1})
+
+
+def test_sub_unit_leak_uses_the_stochastic_leak():
+    q, rep = quantize(one_layer(LIF, [[1000.0]], tau_mem=1.0, v_threshold=1.0), "truenorth",
+                      QuantizeOptions(seed=9))
+    f = fields(q, "h")
+    # Single-sign 2-bit grid: the weight is 3 steps of m = 127, so sigma = 381 / (1000 d) and the
+    # ideal leak -d / 2 * sigma = -0.1905 per tick -> |lambda| = round(256 * 0.1905) - 1 = 48
+    # with the stochastic leak (expected leak (48 + 1) / 256 per tick).
+    assert (f["s0"], f["s1"], f["leak"], f["stoch_leak"], f["leak_rev"], f["seed"]) == \
+        (127, 254, -48, 1, 1, 9)
+    assert "population h: stochastic leak for 1 neuron(s) (leak below one unit per tick)" in \
+        rep.notes
+
+
+def test_reset_modes_and_bias_to_leak():
+    q, _ = quantize(one_layer(IF, [[1.0, 0.5]], bias=[0.1], v_threshold=1.0, reset="v_reset",
+                              v_reset=0.25), "truenorth")
+    # Scheme 4 for single-sign weights: levels (1, 2, 4, 8) * 31, step 1/15 (the weight 1.0 is
+    # 15 steps), sigma = 465: alpha 465, R = rint(0.25 * 465), leak = rint(0.1 * 465) (half to
+    # even); the weight 0.5 = 7.5 steps is realised as 7 (copies 0, 1, 2).
+    assert fields(q, "h") == {**TN_DEFAULTS, **dict(shape=(1,), s0=31, s1=62, s2=124, s3=248,
+                                                    leak=46, alpha=465, beta=262143, gamma=0,
+                                                    v_reset=116)}
+    assert fields(q, "fc")["crossbar"] == [[True] * 7 + [False]]
+    q, _ = quantize(one_layer(IF, [[1.0]], v_threshold=1.0, reset="zero"), "truenorth")
+    assert (fields(q, "h")["gamma"], fields(q, "h")["v_reset"]) == (0, 0)
+
+
+def test_per_element_and_float_delays_fold_into_the_crossbar():
+    q, rep = quantize(one_layer(IF, [[1.0]], delay=3, v_threshold=1.0), "truenorth")
+    assert q.nodes["fc"].delay == 3 and "d" not in q.nodes
+    assert not any("instantaneous" in n for n in rep.notes)
+    with pytest.raises(CompileError, match=r"^connection fc, d: delay 16 > 15 steps \(the largest "
+                                           r"delay of the truenorth target\); shorten the delay "
+                                           r"or relay the spikes through an extra population$"):
+        quantize(one_layer(IF, [[1.0]], delay=16, v_threshold=1.0), "truenorth")
+
+
+# ---- schemes and fan-in ----------------------------------------------------------------------
+def test_auto_picks_four_types_for_real_weights_and_two_when_four_do_not_fit():
+    w = np.random.default_rng(0).normal(0, 1, (8, 20))
+    q, rep = quantize(one_layer(IF, w, v_threshold=3.0), "truenorth")
+    assert q.nodes["fc"].copies == 4 and rep.connections[0]["axon_types"] == "4"
+    e4 = rep.connections[0]["rel_error"]
+    q, rep = quantize(one_layer(IF, w, v_threshold=3.0), "truenorth-mini")
+    assert q.nodes["fc"].copies == 2  # 20 x 4 = 80 > 64 axons
+    assert rep.connections[0]["rel_error"] > e4
+    q, rep = quantize(one_layer(IF, w, v_threshold=3.0), "truenorth",
+                      QuantizeOptions(axon_types="2"))
+    assert q.nodes["fc"].copies == 2
+    types = q.constants["fc.axon_types"]
+    assert types.tolist() == [0, 1] * 20
+
+
+def test_fan_in_above_the_axons_is_an_error():
+    w = np.ones((2, 40))
+    with pytest.raises(CompileError, match=(
+            r"^population h: neuron 0 has fan-in 40 inputs x 2 axon copies = 80 > 64 axons per "
+            r"core \(core.axons of the target\); a TrueNorth neuron sees one core's axons only: "
+            r"reduce the fan-in to <= 32 inputs \(a sparser or convolutional layer\)$")):
+        quantize(one_layer(IF, w, v_threshold=1.0), "truenorth-mini")
+    with pytest.raises(CompileError, match=r"^population h: .* = 80 > 64 axons .* <= 16 inputs "
+                                           r"\(a sparser or convolutional layer\) or use "
+                                           r"axon_types=2$"):
+        quantize(one_layer(IF, w[:, :20], v_threshold=1.0), "truenorth-mini",
+                 QuantizeOptions(axon_types="4"))
+
+
+@pytest.mark.parametrize("node, msg", [
+    (lambda: AdaptiveLIF(name="h", shape=(1,), tau_mem=0.02, tau_adapt=0.2, v_threshold=1.0,
+                         beta_adapt=0.1),
+     "kind AdaptiveLIF is not supported by the truenorth family: TrueNorth neurons have no "
+     "threshold adaptation; use LIF (drop the adaptation) or a family that has it"),
+    (lambda: CubaLIF(name="h", shape=(1,), tau_mem=0.02, tau_syn=0.005, v_threshold=1.0),
+     "kind CubaLIF is not supported by the truenorth family: TrueNorth neurons have no synaptic "
+     "current stage; use LIF (tau_syn -> 0) or a target with current-based neurons (loihi, "
+     "brainscales2)"),
+    (lambda: LI(name="h", shape=(1,), tau_mem=0.02),
+     "kind LI is not supported by the truenorth family: TrueNorth neurons cannot be read out as "
+     "a membrane value, only as spikes; make the output layer spiking (IF/LIF) and count its "
+     "spikes"),
+])
+def test_unsupported_kinds(node, msg):
+    b = GraphBuilder("net")
+    b.add(Input(name="x", shape=(1,)))
+    b.add(Dense(name="fc", in_features=1, out_features=1, weight=b.const("w", [[1.0]])), "x")
+    b.add(node(), "fc")
+    b.add(Output(name="y", shape=(1,)), "h")
+    with pytest.raises(CompileError) as e:
+        quantize(b.build(), "truenorth")
+    assert str(e.value) == "population h: " + msg
+
+
+# ---- float vs integer ------------------------------------------------------------------------
+def mlp(kind, recurrent, seed):
+    rng = np.random.default_rng(seed)
+    gain = 8.0 if kind is LIF else 1.0
+    b = GraphBuilder("net")
+    b.add(Input(name="x", shape=(20,)))
+    b.add(Dense(name="fc1", in_features=20, out_features=30,
+                weight=b.const("w1", rng.normal(0.05, 0.3, (30, 20)) * gain),
+                bias=b.const("b1", rng.normal(0.0, 0.02, 30))), "x")
+    params = dict(tau_mem=0.02) if kind is LIF else {}
+    b.add(kind(name="h", shape=(30,), v_threshold=1.0, reset="subtract", **params), "fc1")
+    if recurrent:
+        b.add(Delay(name="d", shape=(30,), delay=1), "h")
+        b.add(Dense(name="rec", in_features=30, out_features=30,
+                    weight=b.const("wr", rng.normal(0, 0.1, (30, 30)) * gain)), "d")
+        b.connect("rec", "h")
+    b.add(Dense(name="fc2", in_features=30, out_features=5,
+                weight=b.const("w2", rng.normal(0.1, 0.3, (5, 30)))), "h")
+    b.add(IF(name="o", shape=(5,), v_threshold=1.0), "fc2")
+    b.add(Output(name="y", shape=(5,)), "o")
+    return b.build(), rng.random((8, 200, 20)) < 0.2
+
+
+@pytest.mark.parametrize("kind, recurrent, axon_types, min_corr, rate_tol", [
+    (IF, False, "auto", 0.99, 0.05),
+    (IF, False, "2", 0.95, 0.15),
+    (IF, True, "auto", 0.97, 0.08),
+    (LIF, False, "auto", 0.98, 0.1),  # the linear leak approximation loses a few spikes
+    (LIF, True, "auto", 0.98, 0.1),
+    (LIF, True, "2", 0.93, 0.2),
+])
+def test_spike_counts_correlate_with_the_float_network(kind, recurrent, axon_types, min_corr,
+                                                       rate_tol):
+    g, x = mlp(kind, recurrent, seed=0)
+    q, rep = quantize(g, "truenorth", QuantizeOptions(axon_types=axon_types, calibration=x[:2]))
+    assert problems(q) == []
+    assert q.nodes["h"].kind == "TrueNorthNeuron"
+    assert [c["name"] for c in rep.connections] == (["fc1", "rec", "fc2"] if recurrent
+                                                    else ["fc1", "fc2"])
+    ref = run_float(g, x, probes=["h"]).probes["h"]["out"].sum(axis=1).ravel()
+    got = run_int(q, x, probes=["h"]).probes["h"]["out"].sum(axis=1).ravel()
+    assert np.corrcoef(ref, got)[0, 1] >= min_corr
+    assert abs(got.mean() - ref.mean()) <= rate_tol * ref.mean()
+    row = next(p for p in rep.populations if p["name"] == "h")
+    assert row["samples"] == 2 and row["steps"] == 200 and 0 <= row["never_fire"] <= 30
+
+
+def test_quantized_graph_is_deterministic_and_records_decisions():
+    g, _ = mlp(LIF, True, seed=1)
+    q1, _ = quantize(g, "truenorth")
+    q2, _ = quantize(g, "truenorth")
+    assert q1 == q2
+    dec = q1.attrs["passes"]["quantize"]
+    assert q1.attrs["target"] == "truenorth"
+    assert dec["connections"]["rec"]["float_delay"] == 1 and dec["connections"]["rec"]["delay"] == 1
+    assert dec["populations"]["o"]["axon_types"] in ("2", "4")
+    assert (q1.nodes["h"].id_base, q1.nodes["o"].id_base) == (0, 30)
