@@ -1,4 +1,12 @@
-"""nmc: a compiler and emulator for neuromorphic chips (TrueNorth-, Loihi-, BrainScaleS-2-style)."""
+"""nmc: a compiler and emulator for neuromorphic chips (TrueNorth-, Loihi-, BrainScaleS-2-style).
+
+The Python API (see :mod:`nmc.api`)::
+
+    import nmc
+    compiled = nmc.compile("model.json", target="loihi")   # a path, a nir.NIRGraph or an ir.Graph
+    result = compiled.run(spikes, labels=labels)           # spikes: (batch, steps, inputs)
+    result.accuracy, result.energy_per_sample_j, compiled.utilization["cores_used"]
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -7,6 +15,9 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+src"
 
+from nmc.api import Compiled, Results, compile, load, load_image, run  # noqa: E402
 from nmc.errors import NmcError  # noqa: E402
 
-__all__ = ["NmcError", "__version__"]
+__all__ = [
+    "Compiled", "NmcError", "Results", "__version__", "compile", "load", "load_image", "run",
+]
