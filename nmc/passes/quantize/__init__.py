@@ -163,11 +163,23 @@ class Quantize(Pass):
     def applies(self, graph: Graph, target: Profile) -> bool:
         if graph.stage != Stage.FLOAT:
             _check_native(graph, target)
-            return False
+            # A native graph made for another profile of the same family is retargeted.
+            return graph.stage == Stage.QUANTIZED and graph.attrs.get("target") != target.name
         return True
 
     def run(self, graph: Graph, target: Profile) -> Graph:
+        if graph.stage == Stage.QUANTIZED:
+            return retarget(graph, target)
         return quantize(graph, target, self.quantize_options())[0]
+
+
+def retarget(graph: Graph, profile: Profile) -> Graph:
+    """A native graph of ``profile``'s family, made for another profile (or none), now names
+    ``profile`` as its target; the verifier then checks it against the new profile's ranges."""
+    attrs = dict(graph.attrs)
+    old = attrs.get("target")
+    attrs["target"] = profile.name
+    return graph.replace(attrs=record(attrs, "quantize", {"retargeted_from": old}))
 
 
 __all__ = ["QuantReport", "Quantize", "QuantizeOptions", "get_quantizer", "native_family",
