@@ -142,10 +142,14 @@ def test_quantize_pass_stage_and_family_rules(fake_verify):
                                                   "Output"]
     assert q == quantize(g, "loihi")[0]  # the pass is the function
     assert "node h = LoihiCompartment(" in res.dumps["quantize"]
-    # A quantized graph of the same family passes unchanged.
-    again = run_passes(q, [Quantize()], "loihi-mini")
+    # A quantized graph for the same profile passes unchanged.
+    again = run_passes(q, [Quantize()], "loihi")
     assert again.graph is q and again.skipped == ["quantize"]
-    assert Quantize().run(q, __import__("nmc.targets").targets.load_profile("loihi")) is q
+    # For another profile of the same family it is retargeted: same nodes, new target.
+    moved = run_passes(q, [Quantize()], "loihi-mini").graph
+    assert moved.nodes == q.nodes and moved.constants.keys() == q.constants.keys()
+    assert moved.attrs["target"] == "loihi-mini"
+    assert moved.attrs["passes"]["quantize"] == {"retargeted_from": "loihi"}
 
     @dataclass(frozen=True, kw_only=True)
     class OtherNative(Node):  # a stand-in for another family's native kind (not registered)
