@@ -1,9 +1,9 @@
 """``nmc check MODEL``: read a model, verify it and print a short summary.
 
 The work is in :func:`check_model`, which returns the summary as a dict; the command only prints
-it. Design-rule checks against a target profile plug in through :func:`design_rules` (not
-implemented here): adding ``--target`` is one click option passed on to ``check_model``, which
-calls the hook and puts its findings in ``summary["target"]``.
+it. With ``--target``, the design-rule hook (:func:`nmc.passes.drc.design_rules`) maps the model for
+that profile as far as it goes and lists *every* violation (rule, object, value, limit, hint); the
+command then exits 1 when the model does not fit.
 """
 
 from __future__ import annotations
@@ -15,21 +15,18 @@ from typing import Any
 
 import click
 
-from ir.errors import TargetError
 from ir.graph import Graph
+from nmc.commands.compile import collect_frontend_options, frontend_options
 
 DesignRules = Callable[[Graph, str], dict[str, Any]]
 """A design-rule check: ``(graph, target name or profile path) -> findings`` (JSON-like)."""
 
 
 def design_rules(graph: Graph, target: str) -> dict[str, Any]:
-    """Check ``graph`` against the design rules of ``target``: the hook for ``--target``.
+    """Check ``graph`` against the design rules of ``target`` (see :mod:`nmc.passes.drc`)."""
+    from nmc.passes.drc import design_rules as drc
 
-    Not implemented yet; the target engineer replaces this function's body.
-    """
-    raise TargetError(
-        f"design-rule checks against a target ({target}) are not available yet in nmc check"
-    )
+    return drc(graph, target)
 
 
 def summarize(graph: Graph, path: str | Path | None = None) -> dict[str, Any]:
@@ -47,6 +44,7 @@ def summarize(graph: Graph, path: str | Path | None = None) -> dict[str, Any]:
 
 def check_model(
     path: str | Path, *, target: str | None = None, rules: DesignRules | None = None,
+    frontend_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load ``path`` with its frontend (which verifies the graph) and return the summary.
 
@@ -55,7 +53,7 @@ def check_model(
     """
     from nmc.frontends import load_model
 
-    graph = load_model(path)
+    graph = load_model(path, **(frontend_options or {}))
     summary = summarize(graph, path)
     if target is not None:
         summary["target"] = (rules or design_rules)(graph, target)
@@ -88,14 +86,39 @@ def format_summary(s: dict[str, Any]) -> str:
 
 @click.command("check")
 @click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", "-t", default=None,
+              help="Also map for this target profile and list every design-rule violation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def check_cmd(model: Path, as_json: bool) -> None:
+@frontend_options
+def check_cmd(model: Path, target: str | None, as_json: bool, dt, reset) -> None:
     """Read MODEL (model.json, .nir, .net, .nmir), verify it and print a summary."""
-    summary = check_model(model)
+    summary = check_model(model, target=target,
+                          frontend_options=collect_frontend_options(dt, reset))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(format_summary(summary))
+        text = format_summary(summary)
+        if "target" in summary:
+            if not summary["target"]["fits"]:
+                text = text.removesuffix("\nOK")  # the model is fine, the chip is not
+            text += "\n" + format_target(summary["target"])
+        click.echo(text)
+    if "target" in summary and not summary["target"]["fits"]:
+        raise SystemExit(1)
+
+
+def format_target(t: dict[str, Any]) -> str:
+    """The design-rule part of the summary."""
+    head = f"target {t['target']}: "
+    if t["fits"]:
+        extra = ""
+        if t.get("cores") is not None:
+            c, chips = t["cores"], t.get("chips") or 1
+            extra = (f" on {c} core{'s' if c != 1 else ''} (lower bound {t.get('lower_bound')}),"
+                     f" {chips} chip{'s' if chips != 1 else ''}")
+        return head + "fits" + extra
+    n = len(t["violations"])
+    return head + f"does not fit: {n} violation{'s' if n != 1 else ''}\n" + t["text"]
 
 
 commands = [check_cmd]
