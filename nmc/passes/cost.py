@@ -455,8 +455,9 @@ LOIHI_ENCODING_DEFAULTS: dict[str, Any] = {
     "synapse.index_bits": [0, 6, 7, 8, 9, 10, 11, 12],
     "synapse.weight_bits": [0, 1, 2, 3, 4, 5, 6, 8],
 }
-"""Loihi synapse-memory encoding (source: nengo-loihi ``SynapseConfig``, code). Read from the
-profile under these keys when it defines them; these are the Loihi 1 values otherwise."""
+"""The keys of the Loihi synapse-memory encoding in a profile (the loihi family requires them; see
+``nmc/targets/loihi.toml`` for the values and their source). The values here are only a fallback
+for a profile object built without the family's key spec (tests)."""
 
 
 def round_up_to(choices: Sequence[int], bits: int) -> int | None:

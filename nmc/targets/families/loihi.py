@@ -35,6 +35,11 @@ KEYS: dict[str, Key] = {
     # ---- ranges ------------------------------------------------------------------------
     "neuron.refractory_max": Key(int, lo=0, hi=63, doc="largest refractory period in steps"),
     "synapse.delay_max": Key(int, lo=1, hi=63, doc="largest synaptic delay in steps"),
+    # ---- synapse memory encoding (nmc/passes/cost.py counts words with these) ------------
+    "synapse.group_size": Key(int, lo=1, hi=4096, doc="synapses per encoded group"),
+    "synapse.group_header_bits": Key(int, lo=0, hi=64, doc="header bits per synapse group"),
+    "synapse.index_bits": Key(list, item=int, lo=0, hi=16, doc="allowed synapse index widths"),
+    "synapse.weight_bits": Key(list, item=int, lo=0, hi=8, doc="allowed stored weight widths"),
     # ---- overflow policies (fixed by the datapath, stated for reports and the emulator) --
     "overflow.u": Key(str, choices=("wrap",), sourced=True, doc="u wraps to 24 bits signed"),
     "overflow.v": Key(str, choices=("saturate",), sourced=True, doc="v saturates at +-(2^23-1)"),
