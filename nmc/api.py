@@ -97,11 +97,12 @@ def compile(  # noqa: A001 - the natural name for the API
     if graph.stage != Stage.ROUTED:
         raise NmcError(f"internal: the flow ended at stage {graph.stage}, not routed")
     image = write_image(graph, profile)
+    from nmc.passes.quantize.report import QuantReport
     from nmc.passes.utilization import utilization
 
     return Compiled(
         graph=graph, profile=profile, image=image, timings=dict(run_.timings),
-        dumps=dict(getattr(run_, "dumps", {})), quant_report=getattr(run_, "quant_report", None),
+        dumps=dict(getattr(run_, "dumps", {})), quant_report=QuantReport.from_graph(graph),
         utilization=utilization(graph, profile), quantized=getattr(run_, "quantized", None),
         source=source,
     )
@@ -126,12 +127,17 @@ class Results:
 
     @property
     def energy_per_sample_j(self) -> float | None:
-        e = self.stats.get("energy", {}).get("total_j")
+        e = self.stats.get("energy", {})
+        total = e.get("total_joules", e.get("total_j"))
         b = self.stats.get("batch") or 1
-        return None if e is None else e / b
+        return None if total is None else total / b
 
     @property
     def chip_time_s(self) -> float | None:
+        """Time on the chip per sample (ticks x tick period, with the family's speed-up)."""
+        ct = self.stats.get("chip_time")
+        if isinstance(ct, dict) and "seconds_per_sample" in ct:
+            return ct["seconds_per_sample"]
         return self.stats.get("chip_time_s")
 
 

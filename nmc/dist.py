@@ -111,6 +111,12 @@ def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
         for k in ("counters", "energy", "batch"):
             if k in out and k in p:
                 out[k] = add(out[k], p[k])
+    energy = out.get("energy")
+    if isinstance(energy, dict) and "per_sample_joules" in energy and out.get("batch"):
+        # a per-sample figure is an average, not a sum: recompute it from the merged total
+        total = energy.get("total_joules", energy.get("total_j"))
+        if total is not None:
+            out["energy"] = {**energy, "per_sample_joules": total / out["batch"]}
     return out
 
 

@@ -38,7 +38,7 @@ def load_calibration(path: str | None):
             key = next((k for k in ("spikes", "x", "inputs") if k in z.files), z.files[0])
             return np.asarray(z[key])
     except (OSError, ValueError, IndexError) as e:
-        raise NmcError(f"{path}: cannot read calibration inputs ({e}); expected an .npz of arrays")
+        raise NmcError(f"{path}: cannot read calibration inputs ({e}); expected an .npz of arrays") from None
 
 
 @click.command("compile")
@@ -59,9 +59,18 @@ def load_calibration(path: str | None):
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Sample inputs (.npz) for data-aware quantization.")
 @click.option("--seed", type=int, default=0, help="Seed for randomised passes.")
+@click.option("--report", "report_html", type=click.Path(dir_okay=False), default=None,
+              help="Write the compile report as one self-contained HTML page (and print a "
+                   "summary).")
+@click.option("--report-md", type=click.Path(dir_okay=False), default=None,
+              help="Write the compile report as Markdown.")
+@click.option("--report-input", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Inputs (.npz, as for nmc run) to emulate for the report's energy section; "
+                   "without, the energy is an estimate from expected spike rates.")
 @frontend_options
 def compile_cmd(model, target, emit, output, print_after, report_quant, report_quant_json,
-                partition, place, calibration, seed, dt, reset):
+                partition, place, calibration, seed, report_html, report_md, report_input,
+                dt, reset):
     """Compile MODEL (model.json, .nir, .net or .nmir) for a target chip."""
     from nmc import api
     from nmc.fileio import atomic_write_text
@@ -70,6 +79,11 @@ def compile_cmd(model, target, emit, output, print_after, report_quant, report_q
     if target is None:
         if emit == "image":
             raise NmcError("--emit image needs --target (see `nmc targets`)")
+        for flag, val in (("--report", report_html), ("--report-md", report_md),
+                          ("--report-input", report_input)):
+            if val is not None:
+                raise NmcError(f"{flag} needs --target: the report describes the mapping onto "
+                               "a chip (see `nmc targets`)")
         graph = api.load(model, **fe)
         from ir.text import print_graph
 
@@ -81,8 +95,11 @@ def compile_cmd(model, target, emit, output, print_after, report_quant, report_q
         else:
             click.echo(text, nl=False)
         return
+    if report_input is not None and report_html is None and report_md is None:
+        raise NmcError("--report-input is only used with --report or --report-md")
+    cal = load_calibration(calibration)
     compiled = api.compile(
-        model, target, partition=partition, place=place, calibration=load_calibration(calibration),
+        model, target, partition=partition, place=place, calibration=cal,
         seed=seed, print_after=tuple(print_after), frontend_options=fe,
     )
     for name, text in compiled.dumps.items():
@@ -99,15 +116,45 @@ def compile_cmd(model, target, emit, output, print_after, report_quant, report_q
             save(compiled.graph, Path(output))
         else:
             click.echo(print_graph(compiled.graph), nl=False)
+        # The IR went to stdout: the report summary goes to stderr so that the IR stays clean.
+        write_reports(compiled, report_html, report_md, report_input, cal, err=not output)
         return
     out = Path(output) if output else Path(model).with_suffix(".nmb")
     compiled.save(out)
     u = compiled.utilization
+    tot = u.get("totals", {})
     click.echo(
         f"wrote {out} ({len(compiled.image)} bytes): target {compiled.profile.name}, "
-        f"{u.get('cores_used', '?')} cores, {u.get('neurons', '?')} neurons, "
-        f"{u.get('synapses', '?')} synapses"
+        f"{u.get('cores_used', '?')} cores, {u.get('neurons', tot.get('neurons', '?'))} neurons, "
+        f"{u.get('synapses', tot.get('synapses', '?'))} synapses"
     )
+    write_reports(compiled, report_html, report_md, report_input, cal)
+
+
+def write_reports(compiled, html_path: str | None, md_path: str | None, input_path: str | None,
+                  calibration=None, err: bool = False) -> dict | None:
+    """``--report``/``--report-md``: collect the report once, write the pages (atomically) and
+    print the short summary. Returns the collected data (None when no report was asked for)."""
+    if html_path is None and md_path is None:
+        return None
+    from nmc.report.html import collect_report, write_html
+    from nmc.report.markdown import summary_text, write_markdown
+
+    inputs = labels = None
+    if input_path is not None:
+        from nmc.commands.run import read_inputs
+
+        inputs, labels = read_inputs(input_path)
+    data = collect_report(compiled, inputs=inputs, labels=labels, calibration=calibration)
+    if html_path is not None:
+        write_html(html_path, data)
+    if md_path is not None:
+        write_markdown(md_path, data)
+    click.echo(summary_text(data), err=err)
+    for p in (html_path, md_path):
+        if p is not None:
+            click.echo(f"wrote report {p}", err=err)
+    return data
 
 
 commands = [compile_cmd]

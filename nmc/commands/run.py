@@ -18,7 +18,7 @@ def read_inputs(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise NmcError(f"{path}: cannot read inputs ({e}); expected an .npz with 'spikes'")
+        raise NmcError(f"{path}: cannot read inputs ({e}); expected an .npz with 'spikes'") from None
     with z:
         files = list(z.files)
         key = next((k for k in ("spikes", "x", "inputs") if k in files), None)
@@ -40,6 +40,40 @@ def read_inputs(path: str) -> tuple[np.ndarray, np.ndarray | None]:
             "(one per sample)"
         )
     return spikes, labels
+
+
+PLOT_OPTIONS = [
+    click.option("--plot", type=click.Path(dir_okay=False), default=None,
+                 help="Write a PNG of one sample: spike rasters, output counts; in cycle mode "
+                      "also cycles per tick and link congestion (needs nmc[viz]).",),
+    click.option("--plot-probe", multiple=True, metavar="NAME[.VAR]",
+                 help="What to draw: a population's spike raster (NAME), its register traces "
+                      "(NAME.u, NAME.v) or an output port; repeatable (default: the output "
+                      "ports)."),
+    click.option("--plot-sample", type=int, default=0, show_default=True,
+                 help="Which sample of the batch --plot and --vcd trace."),
+    click.option("--vcd", type=click.Path(dir_okay=False), default=None,
+                 help="Write a VCD waveform of one sample (output spikes and --probe signals)."),
+]
+"""``--plot/--plot-probe/--plot-sample/--vcd`` (``nmc run`` and ``nmc emulate``)."""
+
+PROBE_OPTION = click.option(
+    "--probe", multiple=True, metavar="NAME[.VAR]",
+    help="Add to the VCD: a population's spikes and registers (NAME), or one of them "
+         "(NAME.spikes, NAME.u, NAME.v); repeatable.")
+
+
+def plot_options(fn):
+    """Add :data:`PLOT_OPTIONS` to a command (``nmc emulate`` has its own ``--probe``)."""
+    for opt in reversed(PLOT_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+def trace_options(fn):
+    """``--plot/--plot-probe/--plot-sample/--vcd/--probe``; pass their values to
+    :func:`nmc.report.plots.emit_traces`."""
+    return plot_options(PROBE_OPTION(fn))
 
 
 def si(value: float, unit: str) -> str:
@@ -70,12 +104,17 @@ def si(value: float, unit: str) -> str:
 @click.option("--scheduler", default=None,
               help="Evaluate on an existing Dask scheduler, e.g. tcp://127.0.0.1:8786.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@trace_options
 @frontend_options
 def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, seed, batch_size,
-            workers, scheduler, as_json, dt, reset):
+            workers, scheduler, as_json, plot, plot_probe, plot_sample, vcd, probe, dt, reset):
     """Compile MODEL for TARGET and emulate it on the inputs; print accuracy, cores, energy."""
     from nmc import api
 
+    if plot is not None:
+        from nmc.report.plots import require_matplotlib
+
+        require_matplotlib()  # say `pip install 'nmc[viz]'` before compiling anything
     spikes, labels = read_inputs(input_path)
     if limit is not None:
         spikes = spikes[:limit]
@@ -84,6 +123,14 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
     compiled = api.compile(model, target, partition=partition, place=place, seed=seed,
                            frontend_options=collect_frontend_options(dt, reset))
     t_compile = time.perf_counter() - t0
+    if plot is not None or vcd is not None:
+        # Check the trace names and the sample now, not after the whole evaluation.
+        from nmc.report.plots import probe_populations
+
+        probe_populations(compiled.chip(), plot_probe, probe)
+        if not 0 <= plot_sample < len(spikes):
+            raise NmcError(f"--plot-sample {plot_sample}: the inputs have samples "
+                           f"0..{len(spikes) - 1}")
     from nmc.dist import default_batch_size, evaluate
 
     ev = evaluate(
@@ -92,10 +139,20 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
     )
     for f in ev.failures:
         click.echo(f"sample {f.index} failed: {f.error}", err=True)
+    traces = []
+    if plot is not None or vcd is not None:
+        # The evaluation above brings back outputs and totals only; the traced sample is run
+        # once more here, locally, with the probes the plot and the VCD need.
+        from nmc.report.plots import emit_traces
+
+        traces = emit_traces(compiled.chip(), spikes, plot=plot, vcd=vcd,
+                             plot_probes=plot_probe, probes=probe, sample=plot_sample,
+                             ticks=ticks, mode=mode)
     t_run = ev.seconds
     stats = ev.stats
     accuracy = None if labels is None else ev.accuracy(labels)
-    energy = stats.get("energy", {}).get("total_j")
+    e_stats = stats.get("energy", {})
+    energy = e_stats.get("total_j", e_stats.get("total_joules"))  # api / emulator.runner names
     u = compiled.utilization
     summary = {
         "model": str(model),
@@ -105,10 +162,11 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
         "ticks": int(stats.get("ticks", spikes.shape[1])),
         "accuracy": accuracy,
         "cores_used": u.get("cores_used"),
-        "cores_lower_bound": u.get("cores_lower_bound"),
+        "cores_lower_bound": u.get("cores_lower_bound", u.get("lower_bound")),
         "chips_used": u.get("chips_used"),
         "energy_per_sample_j": None if energy is None else energy / max(1, len(spikes)),
-        "chip_time_per_sample_s": stats.get("chip_time_s"),
+        "chip_time_per_sample_s": stats.get("chip_time_s",
+                                            stats.get("chip_time", {}).get("seconds_per_sample")),
         "synaptic_ops_per_sample": (stats.get("counters", {}).get("synaptic_ops", 0)
                                     / max(1, len(spikes))),
         "workers": ev.workers,
@@ -116,6 +174,8 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
         "compile_s": round(t_compile, 3),
         "emulate_s": round(t_run, 3),
     }
+    if traces:
+        summary["traces"] = [str(p) for p in traces]
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -135,6 +195,8 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
     click.echo(f"host time  compile {summary['compile_s']:.2f} s, emulate {summary['emulate_s']:.2f} s"
                f" ({summary['samples_per_s']} samples/s"
                + (f", {ev.workers} workers)" if ev.workers else ")"))
+    for p in traces:
+        click.echo(f"wrote      {p}")
     if ev.failures:
         raise SystemExit(1)
 
