@@ -1,0 +1,163 @@
+"""Run the committed example models on the chip families and compare with the float interpreter.
+
+For each model folder: load ``model.json``, take the held test inputs (``test_inputs.npz``), run the
+float reference interpreter, compile the same model for a target profile with ``nmc.compile``, run
+the chip image on the emulator, and score both with the readout the model's provenance names
+(``count``, ``first_spike``, ``fires``, ``assigned``, ``mean_value``).
+
+Chip timing: every synapse on a chip delays by at least one tick, so a chip's outputs come later
+than the float network's by the mapping's declared latency. The chip runs that many extra ticks
+(silent input) and windowed readouts move by the same amount.
+
+``python examples/chips.py [--n 100] [--targets loihi,...]`` prints the table and writes
+``examples/chip_results.json`` (what ``make_tables.py`` puts into the READMEs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+for p in (HERE, HERE.parent):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from common import load_model, predict, run_float_outputs, stored_test_inputs  # noqa: E402
+
+MODELS = [
+    "ann_conversion/mlp", "ann_conversion/cnn", "ann_conversion/mlp_subtract",
+    "surrogate_gradient", "tempotron", "stdp", "eprop", "eprop/lif", "ttfs",
+]
+TARGETS = ["loihi", "truenorth", "brainscales2"]
+
+CALIBRATE = {"eprop/lif"}
+"""Models compiled with data-aware quantization (``--calibration``): the recurrent e-prop network
+loses 4 points on Loihi with weight-only scaling and stays within 1 point when 60 held samples
+(disjoint from the evaluated ones: the last 60 of test_inputs.npz) set the activation scale."""
+
+
+def readout_args(prov: dict[str, Any]) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if prov.get("assignment") is not None:
+        args["assignment"] = np.asarray(prov["assignment"])
+    if prov.get("window") is not None:
+        args["window"] = tuple(prov["window"])
+    if prov.get("n_classes") is not None:
+        args["n_classes"] = int(prov["n_classes"])
+    return args
+
+
+def float_latency(graph) -> int:
+    """Steps from the input to the output of the float graph (its Delay nodes on the shortest
+    path; connections are instantaneous)."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for a, b in graph.edges:
+        d = graph.min_delay(graph.nodes[b]) if graph.nodes[b].kind == "Delay" else 0
+        g.add_edge(a, b, weight=d)
+    best = None
+    for i in graph.inputs:
+        for o in graph.outputs:
+            try:
+                d = nx.shortest_path_length(g, i.name, o.name, weight="weight")
+            except nx.NetworkXNoPath:
+                continue
+            best = d if best is None else min(best, d)
+    return best or 0
+
+
+def chip_latency(compiled, float_graph) -> int:
+    """Extra ticks of the chip's output relative to the float graph's."""
+    m = compiled.graph.mapping or {}
+    lat = m.get("latency") or {}
+    extra = m.get("extra_latency") or {}
+    name = float_graph.outputs[0].name
+    total = lat.get(name)
+    if total is None:
+        total = max(lat.values(), default=0) if lat else 0
+    return max(0, int(total) + int(extra.get(name, 0)) - float_latency(float_graph))
+
+
+def evaluate_model(folder: str | Path, target: str | None, n: int | None = None) -> dict[str, Any]:
+    """Float and (with ``target``) chip accuracy of one example on its first ``n`` test inputs."""
+    import nmc
+    from ir.errors import NmcError
+
+    folder = HERE / folder
+    graph = load_model(folder / "model.json")
+    prov = graph.attrs.get("provenance", {})
+    readout = prov.get("readout", "count")
+    args = readout_args(prov)
+    x, y = stored_test_inputs(folder)
+    if n is not None:
+        x, y = x[:n], y[:n]
+    out_name = graph.outputs[0].name
+    f_out = run_float_outputs(graph, x)[out_name]
+    row: dict[str, Any] = {"model": str(folder.relative_to(HERE)), "readout": readout,
+                           "samples": int(len(y)),
+                           "float_accuracy": float((predict(f_out, readout, **args) == y).mean())}
+    if target is None:
+        return row
+    row["target"] = target
+    calibration = None
+    if row["model"] in CALIBRATE:
+        calibration = stored_test_inputs(folder)[0][-60:]
+        row["calibration"] = "60 held samples"
+    t0 = time.perf_counter()
+    try:
+        compiled = nmc.compile(graph, target, calibration=calibration)
+    except NmcError as e:
+        row.update(fits=False, reason=str(e).splitlines()[0])
+        return row
+    row["compile_s"] = round(time.perf_counter() - t0, 3)
+    shift = chip_latency(compiled, graph)
+    xs = np.concatenate([x, np.zeros((x.shape[0], shift, *x.shape[2:]), x.dtype)], axis=1)
+    try:
+        res = compiled.run(xs)
+    except NmcError as e:
+        row.update(fits=False, reason=str(e).splitlines()[0])
+        return row
+    except Exception as e:  # the emulator's own errors (e.g. a family it cannot run yet)
+        row.update(fits=False, reason=f"{type(e).__name__}: {str(e).splitlines()[0]}")
+        return row
+    c_out = np.asarray(res.spikes[out_name], dtype=np.float64)
+    c_out = c_out[:, shift:shift + x.shape[1]] if readout in ("mean_value",) else c_out
+    cargs = dict(args)
+    row.update(
+        fits=True,
+        chip_accuracy=float((predict(c_out, readout, **cargs) == y).mean()),
+        cores=compiled.utilization.get("cores_used"),
+        ticks=int(xs.shape[1]),
+        latency_shift=shift,
+        energy_per_sample_j=res.energy_per_sample_j,
+        synaptic_ops_per_sample=res.stats.get("counters", {}).get("synaptic_ops", 0) / len(y),
+    )
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=None, help="samples per model (default: all)")
+    ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--models", default=",".join(MODELS))
+    args = ap.parse_args()
+    rows = []
+    for m in args.models.split(","):
+        for t in args.targets.split(","):
+            r = evaluate_model(m, t, args.n)
+            rows.append(r)
+            acc = f"{100 * r['chip_accuracy']:.1f}%" if r.get("fits") else f"-  ({r.get('reason')})"
+            print(f"{m:28s} {t:13s} float {100 * r['float_accuracy']:.1f}%  chip {acc}", flush=True)
+    (HERE / "chip_results.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
