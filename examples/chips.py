@@ -31,6 +31,8 @@ for p in (HERE, HERE.parent):
 
 from common import load_model, predict, run_float_outputs, stored_test_inputs  # noqa: E402
 
+from nmc.readout import latency_shift  # noqa: E402
+
 MODELS = [
     "ann_conversion/mlp", "ann_conversion/cnn", "ann_conversion/mlp_subtract",
     "surrogate_gradient", "tempotron", "stdp", "eprop", "eprop/lif", "ttfs",
@@ -52,38 +54,6 @@ def readout_args(prov: dict[str, Any]) -> dict[str, Any]:
     if prov.get("n_classes") is not None:
         args["n_classes"] = int(prov["n_classes"])
     return args
-
-
-def float_latency(graph) -> int:
-    """Steps from the input to the output of the float graph (its Delay nodes on the shortest
-    path; connections are instantaneous)."""
-    import networkx as nx
-
-    g = nx.DiGraph()
-    for a, b in graph.edges:
-        d = graph.min_delay(graph.nodes[b]) if graph.nodes[b].kind == "Delay" else 0
-        g.add_edge(a, b, weight=d)
-    best = None
-    for i in graph.inputs:
-        for o in graph.outputs:
-            try:
-                d = nx.shortest_path_length(g, i.name, o.name, weight="weight")
-            except nx.NetworkXNoPath:
-                continue
-            best = d if best is None else min(best, d)
-    return best or 0
-
-
-def chip_latency(compiled, float_graph) -> int:
-    """Extra ticks of the chip's output relative to the float graph's."""
-    m = compiled.graph.mapping or {}
-    lat = m.get("latency") or {}
-    extra = m.get("extra_latency") or {}
-    name = float_graph.outputs[0].name
-    total = lat.get(name)
-    if total is None:
-        total = max(lat.values(), default=0) if lat else 0
-    return max(0, int(total) + int(extra.get(name, 0)) - float_latency(float_graph))
 
 
 def evaluate_model(folder: str | Path, target: str | None, n: int | None = None) -> dict[str, Any]:
@@ -118,7 +88,7 @@ def evaluate_model(folder: str | Path, target: str | None, n: int | None = None)
         row.update(fits=False, reason=str(e).splitlines()[0])
         return row
     row["compile_s"] = round(time.perf_counter() - t0, 3)
-    shift = chip_latency(compiled, graph)
+    shift = latency_shift(compiled.graph, graph, out_name)
     xs = np.concatenate([x, np.zeros((x.shape[0], shift, *x.shape[2:]), x.dtype)], axis=1)
     try:
         res = compiled.run(xs)

@@ -168,37 +168,9 @@ def predict(
       class whose neurons spiked most on average wins (Diehl & Cook 2015).
     * ``mean_value``: largest mean of a non-spiking output (a membrane) over the window.
     """
-    out = np.asarray(outputs, dtype=np.float64)
-    if out.ndim == 2:
-        out = out[:, :, None]
-    if window is not None:
-        out = out[:, window[0] : window[1]]
-    if readout == "count":
-        return np.argmax(out.sum(axis=1), axis=1)
-    if readout == "first_spike":
-        t_len = out.shape[1]
-        first = first_spike_times(out)
-        counts = out.sum(axis=1)
-        # Earlier first spike dominates; the count (< t_len + 1) only breaks ties.
-        score = (t_len - first) * (t_len + 1) + counts
-        return np.argmax(score, axis=1)
-    if readout == "fires":
-        return (out[:, :, 0] > 0).any(axis=1).astype(np.int64)
-    if readout == "assigned":
-        if assignment is None:
-            raise ValueError("readout 'assigned' needs assignment=array of one class per neuron")
-        assignment = np.asarray(assignment)
-        k = int(n_classes if n_classes is not None else assignment.max() + 1)
-        counts = out.sum(axis=1)  # (B, n)
-        votes = np.zeros((out.shape[0], k))
-        for c in range(k):
-            members = assignment == c
-            if members.any():
-                votes[:, c] = counts[:, members].mean(axis=1)
-        return np.argmax(votes, axis=1)
-    if readout == "mean_value":
-        return np.argmax(out.mean(axis=1), axis=1)
-    raise ValueError(f"readout {readout!r} is not one of {', '.join(READOUTS)}")
+    from nmc.readout import predict as _predict
+
+    return _predict(outputs, readout, assignment=assignment, window=window, n_classes=n_classes)
 
 
 def evaluate(

@@ -6,6 +6,7 @@ import json
 
 import make_tables
 import numpy as np
+from ir.errors import NmcError
 import pytest
 from common import (
     ModelWriter,
@@ -73,7 +74,7 @@ def test_readouts():
     assign = np.array([1, 0, 0])
     assert predict(out, "assigned", assignment=assign, n_classes=2).tolist() == [1, 0]
     assert predict(out, "mean_value").tolist() == [0, 1]
-    with pytest.raises(ValueError, match=r"^readout 'max' is not one of count, first_spike"):
+    with pytest.raises(NmcError, match=r"^readout 'max' is not one of count, first_spike"):
         predict(out, "max")
 
 

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from ir.errors import NmcError
-from nmc.commands.compile import collect_frontend_options, frontend_options
+from nmc.commands.compile import collect_frontend_options, frontend_options, load_calibration
 
 
 def read_inputs(path: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -76,6 +76,22 @@ def trace_options(fn):
     return plot_options(PROBE_OPTION(fn))
 
 
+def score(compiled, ev, labels, steps: int) -> float:
+    """Accuracy with the readout the model declares (provenance.readout; spike count when it
+    declares none), moving its window by the chip's extra latency. Failed samples don't count."""
+    from nmc.readout import from_provenance, latency_shift, predict
+
+    source = compiled.source
+    readout, args = from_provenance(source.attrs.get("provenance") if source else None)
+    port = next(iter(ev.outputs))
+    shift = latency_shift(compiled.graph, source, port) if source is not None else 0
+    pred = predict(ev.outputs[port], readout, shift=shift if "window" in args else 0, **args)
+    ok = np.ones(len(pred), bool)
+    for f in ev.failures:
+        ok[f.index] = False
+    return float((pred[ok] == np.asarray(labels)[ok]).mean())
+
+
 def si(value: float, unit: str) -> str:
     """A number with an SI prefix: 1.2e-6 J -> '1.2 uJ'."""
     if value == 0:
@@ -97,6 +113,8 @@ def si(value: float, unit: str) -> str:
 @click.option("--partition", type=click.Choice(["contiguous", "mincut"]), default="contiguous")
 @click.option("--place", type=click.Choice(["greedy", "anneal"]), default="greedy")
 @click.option("--seed", type=int, default=0)
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Sample inputs (.npz) for data-aware quantization.")
 @click.option("--batch-size", type=int, default=None,
               help="Samples per emulator batch (default: chosen from samples and workers).")
 @click.option("--workers", type=int, default=None,
@@ -106,7 +124,8 @@ def si(value: float, unit: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @trace_options
 @frontend_options
-def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, seed, batch_size,
+def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, seed, calibration,
+            batch_size,
             workers, scheduler, as_json, plot, plot_probe, plot_sample, vcd, probe, dt, reset):
     """Compile MODEL for TARGET and emulate it on the inputs; print accuracy, cores, energy."""
     from nmc import api
@@ -121,6 +140,7 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
         labels = None if labels is None else labels[:limit]
     t0 = time.perf_counter()
     compiled = api.compile(model, target, partition=partition, place=place, seed=seed,
+                           calibration=load_calibration(calibration),
                            frontend_options=collect_frontend_options(dt, reset))
     t_compile = time.perf_counter() - t0
     if plot is not None or vcd is not None:
@@ -132,6 +152,11 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
             raise NmcError(f"--plot-sample {plot_sample}: the inputs have samples "
                            f"0..{len(spikes) - 1}")
     from nmc.dist import default_batch_size, evaluate
+    from nmc.readout import latency_shift
+
+    if ticks is None and compiled.source is not None and compiled.source.outputs:
+        # run long enough for the last input step's effect to reach the outputs on the chip
+        ticks = spikes.shape[1] + latency_shift(compiled.graph, compiled.source)
 
     ev = evaluate(
         compiled.image, spikes, batch_size=batch_size or default_batch_size(len(spikes), workers),
@@ -150,7 +175,9 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
                              ticks=ticks, mode=mode)
     t_run = ev.seconds
     stats = ev.stats
-    accuracy = None if labels is None else ev.accuracy(labels)
+    accuracy = None
+    if labels is not None:
+        accuracy = score(compiled, ev, labels, spikes.shape[1])
     e_stats = stats.get("energy", {})
     energy = e_stats.get("total_j", e_stats.get("total_joules"))  # api / emulator.runner names
     u = compiled.utilization
