@@ -139,11 +139,28 @@ class Graph:
             return int(arr.min()) if arr.size else 0
         return node.delay_steps
 
+    def _adjacency(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        # Built once per edges tuple and cached: a scan of all edges per query made passes that
+        # ask for every node's neighbours quadratic in the node count (seconds at 10^4 nodes).
+        # Keyed on the identity of ``edges`` so a reassigned edge tuple rebuilds the index.
+        cache = self.__dict__.get("_adj")
+        if cache is not None and cache[0] is self.edges:
+            return cache[1], cache[2]
+        preds: dict[str, list[str]] = {}
+        succs: dict[str, list[str]] = {}
+        for a, b in self.edges:
+            preds.setdefault(b, []).append(a)
+            succs.setdefault(a, []).append(b)
+        self.__dict__["_adj"] = (self.edges, preds, succs)
+        return preds, succs
+
     def predecessors(self, name: str) -> list[str]:
-        return [a for a, b in self.edges if b == name]
+        """Sources of the edges into ``name``, in edge order."""
+        return list(self._adjacency()[0].get(name, ()))
 
     def successors(self, name: str) -> list[str]:
-        return [b for a, b in self.edges if a == name]
+        """Targets of the edges out of ``name``, in edge order."""
+        return list(self._adjacency()[1].get(name, ()))
 
     def by_kind(self, *kinds: str) -> Iterator[Node]:
         return (n for n in self.nodes.values() if n.kind in kinds)

@@ -97,9 +97,22 @@ def spec(
     return field(default=default, metadata=md)
 
 
+_SPECS: dict[type, tuple[tuple[str, dict], ...]] = {}
+
+
 def field_specs(cls_or_node: Any) -> list[tuple[str, dict]]:
-    """(name, constraint metadata) of each declared field except ``name``, in declaration order."""
-    return [(f.name, dict(f.metadata)) for f in dataclasses.fields(cls_or_node) if f.name != "name"]
+    """(name, constraint metadata) of each declared field except ``name``, in declaration order.
+
+    Computed once per class (the verifier asks for every node of every graph after every pass:
+    rebuilding these lists was a tenth of a full-chip compile); the metadata dicts are shared,
+    treat them as read-only."""
+    cls = cls_or_node if isinstance(cls_or_node, type) else type(cls_or_node)
+    specs = _SPECS.get(cls)
+    if specs is None:
+        specs = tuple((f.name, dict(f.metadata)) for f in dataclasses.fields(cls)
+                      if f.name != "name")
+        _SPECS[cls] = specs
+    return list(specs)
 
 
 _KINDS: dict[str, type[Node]] = {}

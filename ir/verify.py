@@ -34,6 +34,7 @@ this one to register their rules); :func:`problems` imports it lazily.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -323,8 +324,37 @@ _BOUND_RULES: tuple[tuple[str, Callable[[np.ndarray, Any], np.ndarray], str], ..
 )
 
 
+_PARAM_MEMO: dict[int, tuple[Any, tuple[Any, ...], list[str]]] = {}
+
+
 def _param_problems(graph: Graph, node: Node, bad: set[str]) -> list[str]:
-    """Shape and element-wise constraints of the arrays behind Ref fields."""
+    """Shape and element-wise constraints of the arrays behind Ref fields.
+
+    The result depends only on the node and the arrays its fields name, and passes after
+    quantize keep both (they change the mapping): it is remembered per (node object, array
+    objects), so the verification after every pass does not rescan every parameter array.
+    """
+    refs = node.refs()
+    arrays = tuple(graph.constants.get(r.name) for _, r in refs)
+    if any(r.name in bad for _, r in refs):
+        return _param_problems_uncached(graph, node, bad)
+    hit = _PARAM_MEMO.get(id(node))
+    if hit is not None and hit[0]() is node and len(hit[1]) == len(arrays) and all(
+            (w is None and a is None) or (w is not None and w() is a)
+            for w, a in zip(hit[1], arrays, strict=True)):
+        return list(hit[2])
+    out = _param_problems_uncached(graph, node, bad)
+    key = id(node)
+    try:  # weak references only: the memo never keeps a node or an array alive
+        ref = weakref.ref(node, lambda _r, k=key: _PARAM_MEMO.pop(k, None))
+        warrs = tuple(None if a is None else weakref.ref(a) for a in arrays)
+    except TypeError:  # pragma: no cover - an object without weakref support
+        return out
+    _PARAM_MEMO[key] = (ref, warrs, list(out))
+    return out
+
+
+def _param_problems_uncached(graph: Graph, node: Node, bad: set[str]) -> list[str]:
     out: list[str] = []
     o = _owner(node)
     for fname, md in field_specs(node):

@@ -18,7 +18,8 @@ def tiny_image(seed: int = 0) -> tuple[bytes, np.ndarray]:
     from ir.random_graphs import random_loihi_graph
     from nmc import api
 
-    g = random_loihi_graph(seed)
+    # the first random Loihi graph from ``seed`` on with a single input port
+    g = next(h for k in range(seed, seed + 100) if len((h := random_loihi_graph(k)).inputs) == 1)
     compiled = api.compile(g, "loihi")
     rng = np.random.default_rng(seed)
     (inp,) = g.inputs

@@ -45,6 +45,7 @@ from nmc.passes.cost import (
     gather_cols,
     group_rows,
     network,
+    delivery_keys,
     share_view,
     sorted_unique,
 )
@@ -259,9 +260,12 @@ def check_reach(graph: Graph) -> list[Violation]:
     core_of = core_of_neuron(net, cores)
     needed = []
     for i, syn in enumerate(net.conns.values()):
-        rows = syn.row_of_entry()
         for t in syn.targets:
-            needed.append(key(core_of[t][0][rows], i, syn.cols))
+            # distinct (source, core) pairs per connection first: a key per synapse would take
+            # 8 bytes per synapse and a sort of all of them (minutes on a full TrueNorth chip)
+            # (core + 1 keeps an unmapped row, core -1, a key of its own)
+            pairs = delivery_keys(syn, core_of[t][0] + 1, n_cores + 1)
+            needed.append(key(pairs % (n_cores + 1) - 1, i, pairs // (n_cores + 1)))
     needed = sorted_unique(cat(needed))
     missing = _not_in(needed, uk)
     for k in missing[:10]:

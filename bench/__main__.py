@@ -1,0 +1,6 @@
+"""``python -m bench``: run every benchmark (see :mod:`bench.run`)."""
+
+from bench.run import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
