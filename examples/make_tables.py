@@ -26,6 +26,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+CHIPS_BEGIN, CHIPS_END = "<!-- chips:begin -->", "<!-- chips:end -->"
+CHIP_RESULTS = HERE / "chip_results.json"  # written by chips.py
 FAMILIES = ("loihi", "truenorth", "brainscales2")
 ORDER = ("ann_conversion", "surrogate_gradient", "tempotron", "stdp", "eprop", "ttfs")
 
@@ -35,6 +37,51 @@ def pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.1f}%"
 
 
+def load_chip_rows(path: Path = CHIP_RESULTS) -> dict[tuple[str, str], dict]:
+    """chips.py's rows by (model folder, target); empty when chips.py has not been run."""
+    if not path.exists():
+        return {}
+    return {(r["model"], r["target"]): r for r in json.loads(path.read_text())}
+
+
+def model_folder(example: str, file: str) -> str:
+    """``("ann_conversion", "mlp/model.json") -> "ann_conversion/mlp"``."""
+    parent = Path(file).parent.as_posix()
+    return example if parent in ("", ".") else f"{example}/{parent}"
+
+
+def chip_cell(chips: dict, folder: str, family: str, fallback: float | None) -> str:
+    row = chips.get((folder, family))
+    if row is None:
+        return pct(fallback)
+    if not row.get("fits"):
+        return "does not fit (see below)"
+    return pct(row["chip_accuracy"])
+
+
+def chip_table(chips: dict) -> str:
+    """Every (model, family): accuracy on the chip vs float on the same samples, cores, work and
+    energy per inference, ticks and compile time; and why a family refuses a model."""
+    head = ["model", "family", "samples", "float", "chip", "cores", "synaptic ops / inference",
+            "energy / inference", "ticks", "compile s"]
+    rows, refused = [], []
+    for (folder, fam), r in chips.items():
+        if not r.get("fits"):
+            refused.append(f"- `{folder}` on **{fam}**: {r['reason']}")
+            continue
+        e = r.get("energy_per_sample_j")
+        rows.append([f"`{folder}`", fam, str(r["samples"]), pct(r["float_accuracy"]),
+                     pct(r["chip_accuracy"]), str(r.get("cores")),
+                     f"{r.get('synaptic_ops_per_sample', 0):.0f}",
+                     "—" if e is None else f"{e * 1e6:.3g} µJ", str(r.get("ticks")),
+                     str(r.get("compile_s"))])
+    text = render(head, rows)
+    if refused:
+        text += ("\n\nWhere a family cannot hold a model, the compiler's design-rule message "
+                 "says why and what to change:\n\n" + "\n".join(refused))
+    return text
+
+
 def load_results(root: Path = HERE) -> list[dict]:
     """All results.json files under ``root``, in the order of the examples list."""
     found = {p.parent.name: json.loads(p.read_text()) for p in root.glob("*/results.json")}
@@ -42,7 +89,7 @@ def load_results(root: Path = HERE) -> list[dict]:
     return [found[n] for n in names]
 
 
-def overview_table(results: list[dict]) -> str:
+def overview_table(results: list[dict], chips: dict | None = None) -> str:
     """The table of examples/README.md: every model of every example."""
     head = [
         "example",
@@ -58,6 +105,7 @@ def overview_table(results: list[dict]) -> str:
     for r in results:
         for m in r["models"]:
             chip = m.get("chip", {})
+            folder = model_folder(r["example"], m["file"])
             rows.append(
                 [
                     f"[{r['example']}]({r['example']}/)",
@@ -69,13 +117,13 @@ def overview_table(results: list[dict]) -> str:
                     else "—",
                     pct(m["snn_accuracy"]),
                     pct(m.get("interp_accuracy")),
-                    *(pct(chip.get(f)) for f in FAMILIES),
+                    *(chip_cell(chips or {}, folder, f, chip.get(f)) for f in FAMILIES),
                 ]
             )
     return render(head, rows)
 
 
-def example_table(r: dict) -> str:
+def example_table(r: dict, chips: dict | None = None) -> str:
     """The table of one example's README.md."""
     head = [
         "model",
@@ -105,10 +153,16 @@ def example_table(r: dict) -> str:
                 else "—",
                 pct(m["snn_accuracy"]),
                 pct(m.get("interp_accuracy")),
-                *(pct(chip.get(f)) for f in FAMILIES),
+                *(chip_cell(chips or {}, model_folder(r["example"], m["file"]), f, chip.get(f))
+                  for f in FAMILIES),
             ]
         )
     text = render(head, rows)
+    own = {k: v for k, v in (chips or {}).items()
+           if k[0] == r["example"] or k[0].startswith(r["example"] + "/")}
+    if own:
+        text += "\n\nOn the chips (held test samples; `python3 examples/chips.py`):\n\n"
+        text += chip_table(own)
     sweeps = [m for m in r["models"] if m.get("sweep")]
     if sweeps:
         steps = sorted({int(k) for m in sweeps for k in m["sweep"]})
@@ -126,8 +180,9 @@ def render(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def splice(text: str, table: str, where: Path) -> str:
+def splice(text: str, table: str, where: Path, begin: str = BEGIN, end: str = END) -> str:
     """Replace the part between the markers by ``table``."""
+    BEGIN, END = begin, end  # noqa: N806 - the markers this call replaces between
     if BEGIN not in text or END not in text:
         raise SystemExit(
             f"{where}: markers {BEGIN} ... {END} not found; add them where the table goes"
@@ -142,12 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 if a README is out of date")
     args = ap.parse_args(argv)
     results = load_results()
-    targets = [(HERE / "README.md", overview_table(results))]
-    targets += [(HERE / r["example"] / "README.md", example_table(r)) for r in results]
+    chips = load_chip_rows()
+    targets = [(HERE / "README.md", overview_table(results, chips))]
+    targets += [(HERE / r["example"] / "README.md", example_table(r, chips)) for r in results]
     stale = []
     for path, table in targets:
         old = path.read_text()
         new = splice(old, table, path)
+        if path == HERE / "README.md" and chips:
+            if CHIPS_BEGIN not in new:
+                new = new.rstrip("\n") + f"\n\n## On the chips\n\n{CHIPS_BEGIN}\n{CHIPS_END}\n"
+            new = splice(new, chip_table(chips), path, CHIPS_BEGIN, CHIPS_END)
         if new != old:
             stale.append(path)
             if not args.check:
