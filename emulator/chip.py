@@ -275,6 +275,10 @@ class Chip:
 
         if core is not None and not 0 <= core < len(self.cores):
             raise InputError(f"--core {core}: the chip has cores 0..{len(self.cores) - 1}")
+        if self.family == "brainscales2":  # the family keeps its disassembler with its datapath
+            from emulator.brainscales2 import disasm
+
+            return disasm(self, core, max_rows)
         cores = self.cores if core is None else [self.cores[core]]
         out = []
         pops = self.populations

@@ -30,7 +30,9 @@ Energy (hardware.md section 4)::
         + N_update_active e_update_active + N_update_idle e_update_idle + P_static T n_chips B
 
 with every coefficient and its source taken from the image; ``T`` is the chip time of one
-sample, ``ticks * chip.tick_seconds / chip.speedup``.
+sample, ``ticks * chip.tick_seconds``: ``tick_seconds`` is the chip's own (wall-clock) tick, so a
+speed-up is already in it (BrainScaleS-2: a 1 ms model step / 1000 = 1 us); the model time is
+``ticks * dt``.
 """
 
 from __future__ import annotations
@@ -581,8 +583,7 @@ def _run_cycle(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, 
     cnt["cycles"] = int(cycles.max(axis=1).sum()) if T else 0
     cnt["overruns"] = len(overruns)
     overruns.sort(key=lambda o: (o["tick"], o["sample"]))
-    stretched = np.maximum(cycles, budget).sum(axis=0) / params.clock_hz / float(
-        chip.params["chip.speedup"])
+    stretched = np.maximum(cycles, budget).sum(axis=0) / params.clock_hz  # chip clock: chip time
     return {"counters": cnt,
             "noc": {"budget_cycles": budget, "policy": params.overrun,
                     "cycles_per_tick": cycles.max(axis=1).tolist() if T else [],
@@ -606,7 +607,9 @@ def _energy(chip: Any, stats: dict, B: int, T: int) -> None:
     """Fill ``stats["energy"]`` and ``stats["chip_time"]`` from the counters and the image."""
     P, S = chip.params, chip.sources
     cnt = stats["counters"]
-    seconds = T * float(P["chip.tick_seconds"]) / float(P["chip.speedup"])
+    # tick_seconds is chip time already (docs/architecture.md): dividing by the speed-up again
+    # would make a BrainScaleS-2 run 1000x too short
+    seconds = T * float(P["chip.tick_seconds"])
     terms = {}
     coeffs = {}
     for counter, key in ENERGY_TERMS:
@@ -624,6 +627,7 @@ def _energy(chip: Any, stats: dict, B: int, T: int) -> None:
                                   "e_update_idle + P_static T n_chips B"}
     stats["chip_time_s"] = seconds
     stats["chip_time"] = {"seconds_per_sample": seconds, "ticks": T,
+                          "model_seconds_per_sample": T * float(chip.dt),
                           "tick_seconds": float(P["chip.tick_seconds"]),
                           "speedup": float(P["chip.speedup"]),
                           "sources": {k: S.get(k, "") for k in ("chip.tick_seconds", "chip.speedup")}}

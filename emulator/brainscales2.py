@@ -1,0 +1,806 @@
+"""The BrainScaleS-2-family hemisphere: image decoding, datapath (fast and cycle engines).
+
+Semantics (widths from the image's PARAMS, values of the brainscales2 profile in brackets),
+exactly as the integer reference interpreter (``ir/native/brainscales2.py``) defines them. State
+per neuron in *state units* (``2**v_frac`` [64] per voltage code): ``v`` in ``0 .. V_MAX =
+2**widths.v - 1`` [65535], currents ``i_exc``, ``i_inh`` in ``0 .. I_MAX = 2**widths.i - 1``
+[65535], refractory counter ``ref``. Per tick ``t`` (``E``, ``I``: summed weights of the
+excitatory / inhibitory synapses whose event arrives at ``t``, over every column of the neuron's
+merged circuits)::
+
+    decay(x, c) = trunc(x * (D - c) / D)                       # D = datapath.decay_den [1022]
+    i_exc = min(I_MAX, decay(i_exc, c_syn_exc) + gain_exc * E)   # saturating (analog input)
+    i_inh = min(I_MAX, decay(i_inh, c_syn_inh) + gain_inh * I)
+    if ref > 0:   ref -= 1;  v = v_reset << v_frac;  no spike
+    else:
+        vl = v_leak << v_frac
+        v  = clip(vl + decay(v - vl, c_mem) + i_exc - i_inh + bias, 0, V_MAX)   # rails
+        spike = v >= v_threshold << v_frac  and not readout
+        if spike:  v = v_reset << v_frac;  ref = refractory << refractory_clock
+
+``trunc`` rounds toward zero. Initial state: ``v = v_leak << v_frac``, currents 0, ``ref`` 0. A
+spike (or host event) of tick ``t`` reaches a row of delay ``d`` at tick ``t + d``. A saturation
+(a current above ``I_MAX``, or ``v`` outside the rails while not refractory) is counted per
+register (``overflows["i"]``, ``overflows["v"]``); a strict run raises StateOverflowError at the
+first one.
+
+Events (digital, exact): a spiking neuron's event carries its label; it enters every hemisphere
+whose crossbar accepts the label (``(label & mask) == target`` for one of its entries) and there
+reaches every row of the label's group (``label >> widths.address``); on such a row each synapse
+whose address equals the label's low bits adds its weight. Host events are delivered to the
+hemispheres named by the image's input entries (each checked against the crossbar on load).
+
+*Receive table* (derived on load, ours): the labels a hemisphere receives (from host entries and
+from accepted neuron labels), sorted, are its *axons*; the synapses reached by each are listed by
+axon (``syn_*``, the shared layout of ``emulator/synapses.py``, group = row sign), each neuron's
+events become route entries ``(hemisphere, axon)``, and the input ports' entries are rewritten
+from labels to axon indices (``Port.labels`` keeps each element's label). A synapse whose label
+no source sends is never reached and is left out.
+
+Fixed-pattern noise (a property of a chip instance, so a copy of the chip, never part of the
+image): :func:`fixed_pattern_noise` perturbs every analog code of every neuron once
+(``SPREAD_PARAMS`` order gives the parameter index ``p``): ``clip(code + rint(sigma z), 0,
+neuron.code_max)`` with ``z = sum_{k<12} u_k / 65536 - 6``, ``u_k`` the 16-bit field ``k % 4``
+(low first) of ``counter_hash(seed, fpn_id, FPN_DOMAIN, 3p + k // 4)``. This is the reference
+interpreter's ``spread_kernels`` rule, re-implemented here (the emulator never imports ``ir``), so
+the same ``(sigma, seed)`` gives the same chip bit for bit.
+
+Engines:
+
+* :class:`FastEngine` (functional mode): all hemispheres and a batch at once; the shared
+  event-driven gathers (``emulator/synapses.py``) hand over ``E`` and ``I`` per tick as two
+  ``(B, N)`` arrays (lane class = row sign), then the neuron update above runs vectorised.
+* :class:`CoreEngine` (cycle mode): one hemisphere at a time, int64, a tick as the phases of
+  :data:`PHASES`, reading committed state and writing staged state (two-phase commit), so no
+  result depends on the order hemispheres are visited. The runner carries every event as one
+  packet per receiving hemisphere through ``emulator/noc.py`` (label routing modelled as
+  packets on the mesh, ours).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emulator import format as F
+from emulator import format_brainscales2 as F2
+from emulator.errors import InputError, StateOverflowError
+from emulator.synapses import Gatherer, SynapseProgram, cat, deliver, integrate
+
+VARIABLES = ("v", "i_exc", "i_inh", "ref")
+"""State a probe records (besides spikes)."""
+VALUE_VAR = "v"
+"""What a ``values`` output port reads: the membrane of readout neurons (state units)."""
+
+PHASES = ("deliver", "integrate", "leak", "threshold", "reset", "emit")
+"""Cycle-mode phases of a tick, per hemisphere: deliver the events received during the previous
+tick to the rows (each matching synapse adds its weight into the arrival slot of its row's
+delay; synaptic ops are counted here), integrate this tick's slot into the synaptic currents,
+leak the membrane toward ``v_leak`` and add the currents and the bias (or hold it at reset while
+refractory), threshold, reset the spiking neurons, emit their events (the runner hands them to
+the network on chip)."""
+
+SPREAD_PARAMS = ("v_leak", "v_threshold", "v_reset", "c_mem", "c_syn_exc", "c_syn_inh",
+                 "gain_exc", "gain_inh")
+"""The analog codes perturbed by fixed-pattern noise; the position is the hash's parameter index
+(the reference interpreter's order)."""
+FPN_DOMAIN = 0x46504E
+"""Third hash word of the fixed-pattern-noise draws ("FPN")."""
+
+SIGN_CLASSES = 2
+"""Lane classes of the synapse program: 0 excitatory rows, 1 inhibitory rows."""
+
+# ---- the counter-based hash (the project's PRNG rule, hardware.md 4.4) ---------------------
+_U64 = np.uint64
+_GOLDEN = _U64(0x9E3779B97F4A7C15)
+_M1 = _U64(0xBF58476D1CE4E5B9)
+_M2 = _U64(0x94D049BB133111EB)
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea, Flood 2014): a bijection of 64-bit words."""
+    z = (z ^ (z >> _U64(30))) * _M1
+    z = (z ^ (z >> _U64(27))) * _M2
+    return z ^ (z >> _U64(31))
+
+
+def counter_hash(*words: Any) -> np.ndarray:
+    """``h = 0; for w in words: h = mix64((h ^ w) + 0x9E3779B97F4A7C15)`` in wrapping 64-bit
+    arithmetic, element-wise over broadcast words (each taken modulo 2**64). Pure: the value
+    depends on the words only, never on evaluation order."""
+    with np.errstate(over="ignore"):
+        arrs = []
+        for w in words:
+            a = np.asarray(w)
+            arrs.append(a if a.dtype == _U64 else a.astype(np.int64).astype(_U64))
+        h = np.zeros(np.broadcast_shapes(*(a.shape for a in arrs)), dtype=_U64)
+        for a in arrs:
+            h = _mix64((h ^ a) + _GOLDEN)
+    return h
+
+
+def spread_codes(codes: np.ndarray, nid: np.ndarray, seed: int, sigma: float, param_index: int,
+                 code_max: int) -> np.ndarray:
+    """Codes perturbed by seeded fixed-pattern noise (the rule of the module doc)."""
+    nid = np.asarray(nid, np.int64)
+    total = np.zeros(nid.shape, np.int64)
+    for q in range(3):
+        h = counter_hash(seed, nid, FPN_DOMAIN, 3 * param_index + q)
+        for r in range(4):
+            total += ((h >> _U64(16 * r)) & _U64(0xFFFF)).astype(np.int64)
+    z = total.astype(np.float64) / 65536.0 - 6.0
+    off = np.rint(float(sigma) * z).astype(np.int64)
+    return np.clip(np.asarray(codes, np.int64) + off, 0, int(code_max))
+
+
+def decay(x: np.ndarray, c: np.ndarray, den: int) -> np.ndarray:
+    """``trunc(x * (den - c) / den)`` in int64 (rounds toward zero)."""
+    q = np.asarray(x, np.int64) * (den - np.asarray(c, np.int64))
+    return np.sign(q) * (np.abs(q) // den)
+
+
+# ------------------------------------------------------------------------------------------
+# PARAMS rules
+# ------------------------------------------------------------------------------------------
+def params_problem(P: dict[str, Any]) -> str | None:
+    """The first inconsistency between brainscales2 PARAMS values, or None (the writer and the
+    loader apply these rules)."""
+    rules = (
+        (P["core.row_addresses"] == 1 << P["widths.address"],
+         f"core.row_addresses = {P['core.row_addresses']} differs from 2**widths.address "
+         f"({1 << P['widths.address']})"),
+        (P["widths.address"] < P["widths.label"],
+         "widths.address must be below widths.label (the label's upper bits name the row group)"),
+        (P["neuron.code_max"] < 1 << P["widths.code"],
+         f"neuron.code_max = {P['neuron.code_max']} needs more than widths.code bits"),
+        (P["neuron.code_max"] <= P["datapath.decay_den"],
+         f"neuron.code_max = {P['neuron.code_max']} exceeds datapath.decay_den "
+         f"{P['datapath.decay_den']} (a decay factor would be negative)"),
+        (P["widths.code"] + P["datapath.v_frac"] <= P["widths.v"],
+         "a voltage code shifted by datapath.v_frac does not fit widths.v"),
+        (P["neuron.bias_max"] < 1 << (P["widths.bias"] - 1),
+         "neuron.bias_max needs more bits than widths.bias"),
+        (P["neuron.refractory_clock_max"] < 1 << P["widths.refractory_clock"]
+         or P["neuron.refractory_clock_max"] == 0,
+         "neuron.refractory_clock_max needs more bits than widths.refractory_clock"),
+        (P["synapse.delay_max"] <= 1 << P["widths.delay"],
+         "synapse.delay_max needs more bits than widths.delay"),
+        (P["core.max_merge"] <= 1 << P["widths.merge"],
+         "core.max_merge needs more bits than widths.merge"),
+    )
+    for ok, msg in rules:
+        if not ok:
+            return msg
+    return None
+
+
+def check_params(ld: Any, params: dict) -> None:
+    """Loader hook: the cross-key rules of :func:`params_problem`."""
+    problem = params_problem(params)
+    ld.need(problem is None, lambda: str(problem))
+
+
+# ------------------------------------------------------------------------------------------
+# The decoded hemisphere
+# ------------------------------------------------------------------------------------------
+_Z = np.zeros(0, np.int64)
+
+
+@dataclass
+class BSS2Core:
+    """One hemisphere as decoded from its CORE section, plus its receive table.
+
+    From the image: ``filters`` (crossbar entries: mask, target), ``neuron`` (per logical neuron,
+    the columns of BSS2_NEURON, plus ``circuits``), ``rows`` (sign, group, delay_minus_1),
+    ``address`` and ``weight`` (the synapse array, ``(n_rows, n_circuits)``), ``col_neuron`` (the
+    logical neuron of each column), ``bits`` (bits per table).
+
+    Derived on load (module doc, *receive table*): ``axon_label`` (the labels it receives,
+    sorted; axon ``a`` is ``axon_label[a]``), synapses by axon (``syn_ptr`` CSR, ``syn_comp``
+    neuron, ``syn_group`` sign, ``syn_w``, ``syn_delay``), and per neuron the route entries of its
+    events (``route_ptr`` CSR, ``route_core``, ``route_axon``)."""
+
+    id: int
+    chip: int
+    x: int
+    y: int
+    n_neurons: int
+    n_circuits: int
+    n_rows: int
+    slices: np.ndarray
+    filters: dict[str, np.ndarray]
+    neuron: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
+    address: np.ndarray
+    weight: np.ndarray
+    col_neuron: np.ndarray
+    bits: dict[str, int] = field(default_factory=dict)
+    axon_label: np.ndarray = field(default_factory=lambda: _Z, repr=False)
+    syn_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64), repr=False)
+    syn_comp: np.ndarray = field(default_factory=lambda: _Z, repr=False)
+    syn_group: np.ndarray = field(default_factory=lambda: _Z, repr=False)
+    syn_w: np.ndarray = field(default_factory=lambda: _Z, repr=False)
+    syn_delay: np.ndarray = field(default_factory=lambda: _Z, repr=False)
+    route_ptr: np.ndarray = field(default=None, repr=False)
+    route_core: np.ndarray = field(default_factory=lambda: _Z, repr=False)
+    route_axon: np.ndarray = field(default_factory=lambda: _Z, repr=False)
+
+    @property
+    def n_axons(self) -> int:
+        """Labels the hemisphere receives (its receive table)."""
+        return int(self.axon_label.size)
+
+    @property
+    def n_routes(self) -> int:
+        """Route entries of its neurons' events: one per (spike source, receiving hemisphere)."""
+        return int(self.route_core.size)
+
+    @property
+    def n_words(self) -> int:
+        return 0
+
+    @property
+    def n_synapses(self) -> int:
+        """Synapses some source reaches (stored synapses no label reaches are left out)."""
+        return int(self.syn_comp.size)
+
+    def accepts(self, labels: np.ndarray) -> np.ndarray:
+        """Which ``labels`` the crossbar passes into this hemisphere (bool per label)."""
+        labels = np.asarray(labels, np.int64)
+        out = np.zeros(labels.shape, bool)
+        m, t = self.filters["mask"], self.filters["target"]
+        for k in range(0, m.size, 256):  # bounded memory: labels x 256 entries at a time
+            out |= ((labels[..., None] & m[k:k + 256]) == t[k:k + 256]).any(axis=-1)
+        return out
+
+    def disasm_lines(self, pops: list, max_rows: int | None = None, aw: int = 6) -> list[str]:
+        """Human-readable lines: crossbar, slices, neurons, rows with their synapses."""
+        out = [f"core {self.id}  chip {self.chip} x {self.x} y {self.y}  neurons "
+               f"{self.n_neurons}  circuits {self.n_circuits}  rows {self.n_rows}  synapses "
+               f"{int(np.count_nonzero(self.weight))}  labels in {self.n_axons}  routes "
+               f"{self.n_routes}"]
+        for p, s, e in self.slices.tolist():
+            out.append(f"  slice {pops[p].name}[{s}:{e}]")
+        for m, tg in zip(self.filters["mask"].tolist(), self.filters["target"].tolist(),
+                         strict=True):
+            out.append(f"  accept label & {m:#06x} == {tg:#06x}")
+        n_show = self.n_neurons if max_rows is None else min(self.n_neurons, max_rows)
+        for j in range(n_show):
+            f = {k: int(v[j]) for k, v in self.neuron.items()}
+            out.append(
+                f"  n{j:<4} leak {f['v_leak']} thr {f['v_threshold']} reset {f['v_reset']} "
+                f"c_mem {f['c_mem']} c_syn {f['c_syn_exc']}/{f['c_syn_inh']} gain "
+                f"{f['gain_exc']}/{f['gain_inh']} bias {f['bias']} ref {f['refractory']}"
+                f"<<{f['refractory_clock']} circuits {f['circuits']}"
+                + ("  readout" if f["readout"] else f"  label {f['label']:#06x}")
+                + f"  id {f['fpn_id']}")
+        if n_show < self.n_neurons:
+            out.append(f"  ... {self.n_neurons - n_show} more neurons")
+        n_show = self.n_rows if max_rows is None else min(self.n_rows, max_rows)
+        for r in range(n_show):
+            g = int(self.rows["group"][r])
+            syn = " ".join(f"{int(k)}:{int(self.address[r, k])}*{int(self.weight[r, k])}"
+                           for k in np.flatnonzero(self.weight[r]))
+            out.append(f"  row{r:<4} {F2.SIGNS[int(self.rows['sign'][r])][:3]} group {g} "
+                       f"(labels {g << aw:#06x}..) delay {int(self.rows['delay_minus_1'][r]) + 1}"
+                       f"  {syn}")
+        if n_show < self.n_rows:
+            out.append(f"  ... {self.n_rows - n_show} more rows")
+        return out
+
+
+def _env(P: dict) -> dict[str, int]:
+    env = {k: v for k, v in P.items() if isinstance(v, int)}
+    env["w_group"] = F2.group_bits(env)
+    return env
+
+
+def decode_core(ld: Any, e: dict) -> BSS2Core:
+    """Loader hook: decode and range-check one CORE section (LoadError naming the section and
+    the byte offset on anything wrong)."""
+    buf = ld._payload(e)
+    P = ld.params
+    cid = e["index"]
+    H = F2.BSS2_CORE_HEADER
+    h = ld._struct(H, buf, 0, 1, "BSS2_CORE_HEADER")[0]
+    chip, x, y = int(h["chip"]), int(h["x"]), int(h["y"])
+    m = ld.meta
+    ld.need(chip < m["n_chips"] and x < m["mesh_x"] and y < m["mesh_y"],
+            f"position chip {chip} ({x}, {y}) is outside {m['n_chips']} chip(s) of "
+            f"{m['mesh_x']} x {m['mesh_y']}")
+    n, n_circ, n_rows, n_filt, n_sl = (int(h[k]) for k in ("n_neurons", "n_circuits", "n_rows",
+                                                           "n_filters", "n_slices"))
+    env = _env(P)
+    limits = (("n_circuits", n_circ, P["core.neurons"], "core.neurons", 12),
+              ("n_neurons", n, n_circ, "n_circuits", 8),
+              ("n_rows", n_rows, P["core.rows"], "core.rows", 16),
+              ("n_filters", n_filt, 1 << env["w_group"], "2**(widths.label - widths.address)", 20))
+    for name, v, lim, key, off in limits:
+        ld.need(v <= lim, f"BSS2_CORE_HEADER.{name} = {v} > {key} = {lim}", ld.base + off)
+    sizes = [H.size, n_sl * F.SLICE.size, F2.BSS2_FILTER.nbytes(n_filt, env),
+             F2.BSS2_NEURON.nbytes(n, env), F2.BSS2_ROW.nbytes(n_rows, env),
+             F2.BSS2_SYNAPSE.nbytes(n_rows * n_circ, env)]
+    ld.need(sum(sizes) == len(buf), f"the header's counts need {sum(sizes)} bytes, the section "
+            f"has {len(buf)}")
+    at = H.size
+    sl = ld._struct(F.SLICE, buf, at, n_sl, "SLICE")
+    slices = np.stack([sl[k].astype(np.int64) for k in ("population", "start", "stop")], 1)
+    for i, (p, s, t) in enumerate(slices.tolist()):
+        ld.need(p < len(ld.pops) and s < t <= ld.pops[p].size,
+                f"SLICE[{i}] = population {p} [{s}:{t}] is outside the populations",
+                ld.base + at + 12 * i)
+    held = int((slices[:, 2] - slices[:, 1]).sum())
+    ld.need(held == n, f"slices hold {held} neurons, n_neurons = {n}", ld.base + at)
+    at += n_sl * F.SLICE.size
+    bits: dict[str, int] = {}
+    # the crossbar
+    fl, at2 = ld._bits_table(F2.BSS2_FILTER, buf, at, n_filt, env, "BSS2_FILTER")
+    bits["crossbar"] = (at2 - at) * 8
+    rb = F2.BSS2_FILTER.record_bits(env)
+    ld._check_col((fl["target"] & ~fl["mask"]) == 0, "BSS2_FILTER.target", fl["target"], at, rb,
+                  "no bit outside its mask")
+    key = np.sort(fl["mask"] << 32 | fl["target"])
+    dup = np.flatnonzero(key[1:] == key[:-1])
+    ld.need(dup.size == 0, lambda: f"BSS2_FILTER: entry (mask {int(key[dup[0]] >> 32):#x}, target "
+            f"{int(key[dup[0]] & 0xFFFFFFFF):#x}) appears twice", ld.base + at)
+    at = at2
+    # neurons
+    nr, at2 = ld._bits_table(F2.BSS2_NEURON, buf, at, n, env, "BSS2_NEURON")
+    bits["neurons"] = (at2 - at) * 8
+    rb = F2.BSS2_NEURON.record_bits(env)
+    cmax = P["neuron.code_max"]
+    for f in SPREAD_PARAMS:
+        ld._check_col(nr[f] <= cmax, f"BSS2_NEURON.{f}", nr[f], at, rb,
+                      f"<= neuron.code_max {cmax}")
+    bmax = P["neuron.bias_max"]
+    ld._check_col(np.abs(nr["bias"]) <= bmax, "BSS2_NEURON.bias", nr["bias"], at, rb,
+                  f"-{bmax}..{bmax} (neuron.bias_max)")
+    ld._check_col(nr["refractory_clock"] <= P["neuron.refractory_clock_max"],
+                  "BSS2_NEURON.refractory_clock", nr["refractory_clock"], at, rb,
+                  f"<= neuron.refractory_clock_max {P['neuron.refractory_clock_max']}")
+    ld._check_col(nr["circuits_minus_1"] < P["core.max_merge"], "BSS2_NEURON.circuits_minus_1",
+                  nr["circuits_minus_1"], at, rb, f"< core.max_merge {P['core.max_merge']}")
+    ld._check_col((nr["readout"] == 0) | (nr["label"] == 0), "BSS2_NEURON.label", nr["label"],
+                  at, rb, "0 for a readout neuron")
+    circ = nr["circuits_minus_1"] + 1
+    ld.need(int(circ.sum()) == n_circ, f"neurons join {int(circ.sum())} circuits, n_circuits = "
+            f"{n_circ}", ld.base + at)
+    nr["circuits"] = circ
+    at = at2
+    # rows
+    rw, at2 = ld._bits_table(F2.BSS2_ROW, buf, at, n_rows, env, "BSS2_ROW")
+    bits["rows"] = (at2 - at) * 8
+    ld._check_col(rw["delay_minus_1"] < P["synapse.delay_max"], "BSS2_ROW.delay_minus_1",
+                  rw["delay_minus_1"], at, F2.BSS2_ROW.record_bits(env),
+                  f"< synapse.delay_max {P['synapse.delay_max']}")
+    at = at2
+    # the synapse array
+    sy, at2 = ld._bits_table(F2.BSS2_SYNAPSE, buf, at, n_rows * n_circ, env, "BSS2_SYNAPSE")
+    bits["synapses"] = (at2 - at) * 8
+    ld._check_col((sy["weight"] != 0) | (sy["address"] == 0), "BSS2_SYNAPSE.address",
+                  sy["address"], at, F2.BSS2_SYNAPSE.record_bits(env),
+                  "0 where the weight is 0 (no synapse)")
+    return BSS2Core(
+        id=cid, chip=chip, x=x, y=y, n_neurons=n, n_circuits=n_circ, n_rows=n_rows,
+        slices=slices, filters=fl, neuron=nr, rows=rw,
+        address=sy["address"].reshape(n_rows, n_circ), weight=sy["weight"].reshape(n_rows, n_circ),
+        col_neuron=np.repeat(np.arange(n, dtype=np.int64), circ), bits=bits,
+        route_ptr=np.zeros(n + 1, np.int64))
+
+
+def cross_check(ld: Any, cores: list[BSS2Core], inputs: list, outputs: list, cores_e: list[dict],
+                iomap_e: dict) -> None:
+    """Loader hook: rules across sections, then the receive tables (module doc).
+
+    Unique core positions; every population covered once by slices, with matching readout flags;
+    input entries give each element one label, deliver it at most once per hemisphere, and only
+    to hemispheres whose crossbar accepts it; labels of input elements and spiking neurons are
+    unique; output entries read existing neurons of the port's kind, every element once."""
+    pos: dict[tuple, int] = {}
+    for c, e in zip(cores, cores_e, strict=True):
+        ld.section, ld.base = e["name"], e["offset"]
+        key = (c.chip, c.x, c.y)
+        ld.need(key not in pos, f"position chip {c.chip} ({c.x}, {c.y}) is also core {pos.get(key)}")
+        pos[key] = c.id
+    for p in ld.pops:
+        p.core = np.full(p.size, -1, np.int64)
+        p.local = np.full(p.size, -1, np.int64)
+    H = F2.BSS2_CORE_HEADER
+    for c, e in zip(cores, cores_e, strict=True):
+        ld.section, ld.base = e["name"], e["offset"]
+        local = 0
+        for i, (pi, s, t) in enumerate(c.slices.tolist()):
+            p = ld.pops[pi]
+            ld.need(np.all(p.core[s:t] < 0), f"SLICE[{i}] {p.name}[{s}:{t}] overlaps another "
+                    "slice", ld.base + H.size + 12 * i)
+            p.core[s:t] = c.id
+            p.local[s:t] = np.arange(local, local + t - s)
+            ro = c.neuron["readout"][local:local + t - s]
+            ld.need(np.all(ro == int(p.readout)), f"SLICE[{i}] {p.name}: neurons disagree with "
+                    f"the population's readout flag ({p.readout})", ld.base + H.size + 12 * i)
+            local += t - s
+    ld.section, ld.base = "SYMBOLS", 0
+    for p in ld.pops:
+        ld.need(np.all(p.core >= 0), lambda p=p: f"population {p.name}: neuron "
+                f"{int(np.flatnonzero(p.core < 0)[0])} is on no core")
+    # input elements: one label each, delivered to accepting hemispheres at most once
+    L = ld.params["widths.label"]
+    ld.section, ld.base = "IOMAP", iomap_e["offset"]
+    at_in, at_out = ld.io_offsets
+    owners: list[np.ndarray] = []
+    k = 0
+    for port in inputs:
+        lab = np.full(port.width, -1, np.int64)
+        seen = np.zeros((len(cores), port.width), bool)
+        for c, a, s, t in port.entries.tolist():
+            where = ld.base + at_in + 16 * k
+            ld.need(c < len(cores), f"input {port.name}[{s}:{t}] -> core {c}, which does not "
+                    "exist", where)
+            ld.need(a + (t - s) <= 1 << L, f"input {port.name}[{s}:{t}]: labels {a}.. exceed "
+                    f"widths.label ({L} bits)", where)
+            new = a + np.arange(t - s, dtype=np.int64)
+            old = lab[s:t]
+            ld.need(np.all((old < 0) | (old == new)), f"input {port.name}[{s}:{t}]: an element "
+                    "gets two labels (its entries disagree)", where)
+            lab[s:t] = new
+            ld.need(not seen[c, s:t].any(), f"input {port.name}[{s}:{t}]: an element is "
+                    f"delivered to core {c} twice", where)
+            seen[c, s:t] = True
+            ok = cores[c].accepts(new)
+            ld.need(ok.all(), lambda new=new, ok=ok, c=c, port=port, s=s, t=t: (
+                f"input {port.name}[{s}:{t}]: label {int(new[~ok][0])} is not accepted by the "
+                f"crossbar of core {c}"), where)
+            k += 1
+        port.labels = lab
+        owners.append(lab[lab >= 0])
+    for c in cores:
+        owners.append(c.neuron["label"][c.neuron["readout"] == 0])
+    srt = np.sort(np.concatenate(owners)) if owners else _Z
+    dup = np.flatnonzero(srt[1:] == srt[:-1])
+    ld.need(dup.size == 0, lambda: f"event label {int(srt[dup[0]])} belongs to two sources "
+            "(input elements or spiking neurons); labels must be unique")
+    k = 0
+    for port in outputs:
+        cover = np.zeros(port.width, np.int64)
+        for c, nn, s, t in port.entries.tolist():
+            where = ld.base + at_out + 16 * k
+            ld.need(c < len(cores) and nn + (t - s) <= cores[c].n_neurons,
+                    f"output {port.name}[{s}:{t}] <- core {c} neurons {nn}.. do not exist", where)
+            ro = cores[c].neuron["readout"][nn:nn + t - s]
+            ld.need(np.all(ro == int(port.kind == "values")),
+                    f"output {port.name} ({port.kind}) reads neurons of the other kind on core {c}",
+                    where)
+            cover[s:t] += 1
+            k += 1
+        ld.need(np.all(cover == 1), lambda cover=cover, port=port: f"output {port.name}: element "
+                f"{int(np.flatnonzero(cover != 1)[0])} is mapped {int(cover[cover != 1][0])} times")
+    receive_tables(cores, inputs, int(ld.params["widths.address"]))
+
+
+def receive_tables(cores: list[BSS2Core], inputs: list, aw: int) -> None:
+    """Derive every hemisphere's receive table, synapse lists by axon and route entries, and
+    rewrite the input entries from labels to axon indices (module doc)."""
+    # spiking neurons: label, core, local index
+    n_lab = cat([c.neuron["label"][c.neuron["readout"] == 0] for c in cores])
+    n_core = cat([np.full(int((c.neuron["readout"] == 0).sum()), c.id, np.int64) for c in cores])
+    n_loc = cat([np.flatnonzero(c.neuron["readout"] == 0) for c in cores])
+    acc = [c.accepts(n_lab) for c in cores]  # per receiving hemisphere
+    for c in cores:
+        parts = [n_lab[acc[c.id]]]
+        for port in inputs:
+            for cc, a, s, t in port.entries.tolist():
+                if cc == c.id:
+                    parts.append(a + np.arange(t - s, dtype=np.int64))
+        c.axon_label = np.unique(cat(parts))
+        # synapses by axon: row group and address against the received labels
+        r, j = np.nonzero(c.weight)
+        lab = (c.rows["group"][r] << aw) | c.address[r, j]
+        ax = np.searchsorted(c.axon_label, lab)
+        hit = ax < c.axon_label.size
+        hit[hit] = c.axon_label[ax[hit]] == lab[hit]
+        r, j, ax = r[hit], j[hit], ax[hit]
+        o = np.lexsort((j, r, ax))
+        r, j, ax = r[o], j[o], ax[o]
+        c.syn_ptr = np.zeros(c.axon_label.size + 1, np.int64)
+        np.cumsum(np.bincount(ax, minlength=c.axon_label.size), out=c.syn_ptr[1:])
+        c.syn_comp = c.col_neuron[j]
+        c.syn_group = c.rows["sign"][r].astype(np.int64)
+        c.syn_w = c.weight[r, j].astype(np.int64)
+        c.syn_delay = c.rows["delay_minus_1"][r].astype(np.int64) + 1
+    # route entries of every spiking neuron: (receiving hemisphere, axon of its label there)
+    rc, ra, rsrc_core, rsrc_loc = [], [], [], []
+    for d in cores:
+        sel = np.flatnonzero(acc[d.id])
+        rc.append(np.full(sel.size, d.id, np.int64))
+        ra.append(np.searchsorted(d.axon_label, n_lab[sel]))
+        rsrc_core.append(n_core[sel])
+        rsrc_loc.append(n_loc[sel])
+    rc, ra, rsrc_core, rsrc_loc = cat(rc), cat(ra), cat(rsrc_core), cat(rsrc_loc)
+    for c in cores:
+        sel = np.flatnonzero(rsrc_core == c.id)
+        o = sel[np.lexsort((rc[sel], rsrc_loc[sel]))]  # by neuron, then receiving hemisphere
+        c.route_ptr = np.zeros(c.n_neurons + 1, np.int64)
+        np.cumsum(np.bincount(rsrc_loc[o], minlength=c.n_neurons), out=c.route_ptr[1:])
+        c.route_core, c.route_axon = rc[o], ra[o]
+    for port in inputs:
+        if port.entries.size:
+            ent = port.entries.copy()
+            for k, (cc, a, _s, _t) in enumerate(ent.tolist()):
+                ent[k, 1] = int(np.searchsorted(cores[cc].axon_label, a))
+            port.entries = ent
+
+
+# ------------------------------------------------------------------------------------------
+# Fixed-pattern noise: a chip instance
+# ------------------------------------------------------------------------------------------
+def fixed_pattern_noise(chip: Any, sigma: float | str, seed: int = 0) -> Any:
+    """A copy of ``chip`` whose analog codes carry seeded fixed-pattern noise of ``sigma``
+    codes (``"profile"``: the image's ``analog.fpn_sigma_codes``); the rule is in the module
+    doc. ``sigma = 0`` returns an identical chip. The original is not changed."""
+    if chip.family != "brainscales2":
+        raise InputError(f"fixed-pattern noise is a brainscales2 option; chip {chip.graph_name} "
+                         f"is of family {chip.family}")
+    if isinstance(sigma, str):
+        if sigma != "profile":
+            raise InputError(f"fixed-pattern noise sigma {sigma!r} must be a number of codes or "
+                             "'profile'")
+        sigma = float(chip.params["analog.fpn_sigma_codes"])
+    try:
+        s = float(sigma)
+    except (TypeError, ValueError):
+        raise InputError(f"fixed-pattern noise sigma {sigma!r} must be a number of codes") from None
+    if not np.isfinite(s) or s < 0:
+        raise InputError(f"fixed-pattern noise sigma = {sigma} must be a finite number >= 0 (codes)")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise InputError(f"fixed-pattern noise seed {seed!r} must be an integer 0..2**63-1")
+    cmax = int(chip.params["neuron.code_max"])
+    new = copy.copy(chip)
+    new._cache = {}
+    cores = []
+    for c in chip.cores:
+        nr = dict(c.neuron)
+        if s:
+            for k, f in enumerate(SPREAD_PARAMS):
+                nr[f] = spread_codes(nr[f], nr["fpn_id"], int(seed), s, k, cmax)
+        cores.append(dataclasses.replace(c, neuron=nr))
+    new.cores = cores
+    new.fpn = {"sigma_codes": s, "seed": int(seed)}
+    return new
+
+
+# ------------------------------------------------------------------------------------------
+# Program: struct-of-arrays tables over every hemisphere
+# ------------------------------------------------------------------------------------------
+class BSS2Program(SynapseProgram):
+    """The shared synapse tables (lane class = row sign) plus every neuron's parameters as
+    global vectors (core ``c`` holds neurons ``off[c] .. off[c+1]-1``)."""
+
+    def __init__(self, chip: Any):
+        super().__init__(chip)
+        P = chip.params
+        self.v_frac = int(P["datapath.v_frac"])
+        self.den = int(P["datapath.decay_den"])
+        self.v_max = (1 << int(P["widths.v"])) - 1
+        self.i_max = (1 << int(P["widths.i"])) - 1
+        prm = {f.name: cat([c.neuron[f.name] for c in chip.cores]).astype(np.int64)
+               for f in F2.BSS2_NEURON.fields}
+        self.prm = prm
+        self.ref_len = prm["refractory"] << prm["refractory_clock"]
+        self.readout = prm["readout"].astype(bool)
+        self.rest = prm["v_leak"] << self.v_frac
+        self.vth = prm["v_threshold"] << self.v_frac
+        self.vreset = prm["v_reset"] << self.v_frac
+
+
+Program = BSS2Program
+
+
+# ------------------------------------------------------------------------------------------
+# The neuron update (shared by both engines; int64)
+# ------------------------------------------------------------------------------------------
+def _overflow(prog: BSS2Program, reg: str, bad: np.ndarray, vals: np.ndarray, t: int,
+              n0: int) -> StateOverflowError:
+    b, j = (int(i[0]) for i in np.nonzero(bad))
+    n = n0 + j
+    core = int(prog.core_of[n])
+    local = n - int(prog.off[core])
+    pop = ""
+    for p in prog.chip.populations:
+        hit = np.flatnonzero((p.core == core) & (p.local == local))
+        if hit.size:
+            pop = f" (population {p.name}[{int(hit[0])}])"
+            break
+    lim, width = (prog.v_max, "widths.v") if reg == "v" else (prog.i_max, "widths.i")
+    return StateOverflowError(
+        f"tick {t} sample {b}: register {reg} of core {core} neuron {local}{pop} reached "
+        f"{int(vals[b, j])}, outside 0..{lim} ({width}, policy saturate); a strict run stops at "
+        "the first saturation (run without strict to count them)")
+
+
+def neuron_step(prog: BSS2Program, st: dict, E: Any, I: Any, n0: int, n1: int, t: int,
+                strict: bool, overflows: dict) -> tuple[np.ndarray, dict]:
+    """One tick of neurons ``n0 .. n1-1`` from their committed state ``st`` (``v``, ``i_exc``,
+    ``i_inh``, ``ref``: (B, n) int64) and the summed weights ``E``, ``I`` ((B, n) or None):
+    the spikes (B, n) bool and the new state (the module doc's rule)."""
+    sl = slice(n0, n1)
+    p = prog.prm
+    den = prog.den
+    ie = decay(st["i_exc"], p["c_syn_exc"][sl], den)
+    ii = decay(st["i_inh"], p["c_syn_inh"][sl], den)
+    if E is not None:
+        ie = ie + p["gain_exc"][sl] * _ints(E)
+    if I is not None:
+        ii = ii + p["gain_inh"][sl] * _ints(I)
+    hi_e, hi_i = ie > prog.i_max, ii > prog.i_max
+    sat_i = hi_e | hi_i
+    if sat_i.any():
+        if strict:
+            raise _overflow(prog, "i", sat_i, np.where(hi_e, ie, ii), t, n0)
+        overflows["i"] += int(np.count_nonzero(sat_i))
+        ie = np.minimum(ie, prog.i_max)
+        ii = np.minimum(ii, prog.i_max)
+    rest = prog.rest[sl]
+    v = rest + decay(st["v"] - rest, p["c_mem"][sl], den) + ie - ii + p["bias"][sl]
+    refr = st["ref"] > 0
+    sat_v = ((v < 0) | (v > prog.v_max)) & ~refr
+    if sat_v.any():
+        if strict:
+            raise _overflow(prog, "v", sat_v, v, t, n0)
+        overflows["v"] += int(np.count_nonzero(sat_v))
+        v = np.clip(v, 0, prog.v_max)
+    v = np.where(refr, prog.vreset[sl], v)
+    ref = st["ref"] - refr
+    s = ~refr & (v >= prog.vth[sl]) & ~prog.readout[sl]
+    if s.any():
+        v = np.where(s, prog.vreset[sl], v)
+        ref = np.where(s, prog.ref_len[sl], ref)
+    return s, dict(v=v, i_exc=ie, i_inh=ii, ref=ref)
+
+
+def _ints(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return np.rint(x).astype(np.int64) if x.dtype.kind == "f" else x.astype(np.int64, copy=False)
+
+
+def _initial_state(prog: BSS2Program, B: int) -> dict[str, np.ndarray]:
+    N = prog.N
+    return dict(v=np.broadcast_to(prog.rest, (B, N)).astype(np.int64),
+                i_exc=np.zeros((B, N), np.int64), i_inh=np.zeros((B, N), np.int64),
+                ref=np.zeros((B, N), np.int64))
+
+
+def _active(prog: BSS2Program, st: dict, s: np.ndarray, n0: int = 0, n1: int | None = None
+            ) -> np.ndarray:
+    """Neurons with work this tick (ours): a spike, a current, refractory, or v away from rest
+    (an analog neuron at rest with no input is idle)."""
+    rest = prog.rest[n0:n1]
+    return s | (st["v"] != rest) | (st["i_exc"] != 0) | (st["i_inh"] != 0) | (st["ref"] > 0)
+
+
+# ------------------------------------------------------------------------------------------
+# Fast engine
+# ------------------------------------------------------------------------------------------
+class FastEngine:
+    """Functional mode over every hemisphere and the whole batch (see the module doc)."""
+
+    variables = VARIABLES
+
+    def __init__(self, prog: BSS2Program, batch: int, strict: bool = False, threads: int = 1):
+        self.p = prog
+        self.B = batch
+        self.strict = strict
+        self.g = Gatherer(prog, batch, classes=prog.lane_group, n_classes=SIGN_CLASSES,
+                          threads=threads)
+        self.st = _initial_state(prog, batch)
+        self.overflows = {"v": 0, "i": 0}
+
+    @property
+    def spike_count_routed(self) -> np.ndarray:
+        return self.g.spike_count_routed
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.st
+
+    def value(self) -> np.ndarray:
+        return self.st["v"]
+
+    def active(self, s: np.ndarray) -> np.ndarray:
+        return _active(self.p, self.st, s)
+
+    def close(self) -> None:
+        self.g.close()
+
+    def step(self, t: int, act_in_hist: Any) -> np.ndarray:
+        """Advance to tick ``t``; ``act_in_hist(tau)``: active input channels of tick tau per
+        sample (or None). Returns the spikes (B, N) bool."""
+        E, I = self.g.tick_inputs(t, act_in_hist)
+        s, self.st = neuron_step(self.p, self.st, E, I, 0, self.p.N, t, self.strict,
+                                 self.overflows)
+        self.g.record_spikes(t, s)
+        return s
+
+
+# ------------------------------------------------------------------------------------------
+# Cycle-mode engine
+# ------------------------------------------------------------------------------------------
+class CoreEngine:
+    """Per-hemisphere datapath (int64) with the phases of :data:`PHASES` and a two-phase commit:
+    every hemisphere reads the committed state and writes staged copies, committed when all are
+    done. The arrival ring holds, per tick slot, the summed weights of every lane."""
+
+    variables = VARIABLES
+
+    def __init__(self, prog: BSS2Program, batch: int, strict: bool = False):
+        self.p = prog
+        self.B = batch
+        self.strict = strict
+        st = _initial_state(prog, batch)
+        st["ring"] = np.zeros((prog.max_delay + 1, batch, prog.L), np.int64)
+        self.state = st
+        self.overflows = {"v": 0, "i": 0}
+
+    def tick(self, t: int, inbox: list[np.ndarray], order: list[int]) -> dict:
+        """Run tick ``t`` over the hemispheres in ``order``. ``inbox[c]``: (B, n_axons) bool, the
+        events delivered to hemisphere c during tick t-1. Returns the spikes (B, N), the state,
+        the value and per-core counters (``sops``, ``events``, ``spikes``, ``active``)."""
+        p, B = self.p, self.B
+        cur = self.state
+        staged = {k: v.copy() for k, v in cur.items()}
+        per_core = {k: np.zeros((B, p.n_cores), np.int64)
+                    for k in ("sops", "events", "spikes", "active")}
+        spikes = np.zeros((B, p.N), bool)
+        for c in order:
+            self._core(c, t, inbox[c], cur, staged, spikes, per_core)
+        self.state = staged  # commit
+        state = {k: staged[k] for k in VARIABLES}
+        return dict(spikes=spikes, state=state, value=staged["v"], per_core=per_core)
+
+    def _core(self, c: int, t: int, events: np.ndarray | None, cur: dict, nxt: dict,
+              spikes: np.ndarray, per_core: dict) -> None:
+        p = self.p
+        n0, n1 = int(p.off[c]), int(p.off[c + 1])
+        # phase deliver: events of tick t-1 -> ring slots (t - 1 + delay) of their rows' lanes
+        deliver(p, c, t, events, nxt["ring"], per_core)
+        # phase integrate: this tick's slot, summed per sign and neuron (merged circuits add)
+        E, I = integrate(p, c, t, nxt["ring"], SIGN_CLASSES, p.lane_group)
+        # phases leak, threshold, reset: the shared rule on the committed state
+        st = {k: cur[k][:, n0:n1] for k in VARIABLES}
+        s, new = neuron_step(p, st, E, I, n0, n1, t, self.strict, self.overflows)
+        for k, v in new.items():
+            nxt[k][:, n0:n1] = v
+        spikes[:, n0:n1] = s
+        per_core["spikes"][:, c] = s.sum(axis=1)
+        per_core["active"][:, c] = np.count_nonzero(_active(p, new, s, n0, n1), axis=1)
+        # phase emit: the runner hands the spikes to the crossbar and the network on chip
+
+
+def disasm(chip: Any, core: int | None = None, max_rows: int | None = None) -> str:
+    """A per-hemisphere dump of the image's tables (all hemispheres, or one)."""
+    if core is not None and not 0 <= core < len(chip.cores):
+        raise InputError(f"--core {core}: the chip has cores 0..{len(chip.cores) - 1}")
+    aw = int(chip.params["widths.address"])
+    out: list[str] = []
+    for c in (chip.cores if core is None else [chip.cores[core]]):
+        out.extend(c.disasm_lines(chip.populations, max_rows, aw))
+    if core is None:
+        for p in chip.inputs:
+            lab = getattr(p, "labels", None)
+            for c_, a, s, e in p.entries.tolist():
+                first = int(lab[s]) if lab is not None else a
+                out.append(f"input {p.name}[{s}:{e}] -> core {c_} labels "
+                           f"{first:#06x}..{first + e - s - 1:#06x} (axons {a}..{a + e - s - 1})")
+        for p in chip.outputs:
+            for c_, n, s, e in p.entries.tolist():
+                out.append(f"output {p.name}[{s}:{e}] <- core {c_} neurons {n}..{n + e - s - 1}")
+    return "\n".join(out)
+
+
+__all__ = ["BSS2Core", "BSS2Program", "CoreEngine", "FPN_DOMAIN", "FastEngine", "PHASES",
+           "Program", "SPREAD_PARAMS", "VALUE_VAR", "VARIABLES", "check_params",
+           "counter_hash", "cross_check", "decay", "decode_core", "disasm",
+           "fixed_pattern_noise", "neuron_step", "params_problem", "receive_tables",
+           "spread_codes"]
