@@ -126,7 +126,14 @@ def main() -> None:
             rows.append(r)
             acc = f"{100 * r['chip_accuracy']:.1f}%" if r.get("fits") else f"-  ({r.get('reason')})"
             print(f"{m:28s} {t:13s} float {100 * r['float_accuracy']:.1f}%  chip {acc}", flush=True)
-    (HERE / "chip_results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    # merge: a run for some models/targets replaces only those rows
+    path = HERE / "chip_results.json"
+    old = json.loads(path.read_text()) if path.exists() else []
+    done = {(r["model"], r["target"]) for r in rows}
+    keep = [r for r in old if (r["model"], r.get("target")) not in done]
+    order = {(m, t): i for i, (m, t) in enumerate((m, t) for m in MODELS for t in TARGETS)}
+    merged = sorted(keep + rows, key=lambda r: order.get((r["model"], r.get("target")), 1 << 30))
+    path.write_text(json.dumps(merged, indent=1) + "\n")
 
 
 if __name__ == "__main__":
