@@ -87,12 +87,24 @@ def compile(  # noqa: A001 - the natural name for the API
     from nmc.passes.flow import compile_graph
     from nmc.targets import load_profile
 
+    from nmc.passes.flow import default_flow
+    from nmc.progress import Progress
+
     source = load(model, **(frontend_options or {}))
     profile = load_profile(target)
-    run_ = compile_graph(
-        source, profile, partition=partition, place=place, calibration=calibration, seed=seed,
-        print_after=print_after, **(quantize_options or {}),
-    )
+    options = dict(partition=partition, place=place, calibration=calibration, seed=seed,
+                   **(quantize_options or {}))
+    bar = Progress(f"compile for {profile.name}", len(default_flow(options)))
+    done = []
+
+    def on_pass(p, g, seconds):  # one step of the bar per pass that ran
+        done.append(p.name)
+        bar.update(len(done))
+
+    try:
+        run_ = compile_graph(source, profile, print_after=print_after, on_pass=on_pass, **options)
+    finally:
+        bar.close()
     graph = run_.graph
     if graph.stage != Stage.ROUTED:
         raise NmcError(f"internal: the flow ended at stage {graph.stage}, not routed")

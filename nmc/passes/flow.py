@@ -71,15 +71,16 @@ def default_flow(options: Mapping[str, Any] | None = None) -> list[Pass]:
 
 
 def compile_graph(graph: Graph, profile: Any, *, print_after: tuple[str, ...] = (),
-                  verify: bool = True, **options: Any) -> PassRun:
+                  verify: bool = True, on_pass: Any = None, **options: Any) -> PassRun:
     """Run legalize(float) -> quantize -> legalize(family) -> partition -> place -> route.
 
     ``profile``: a Profile or a profile name/path; ``options``: see :data:`OPTIONS`. A graph that
     is already past a stage skips the passes before it (a native lava-dl graph starts at
-    legalize(family)). Returns the :class:`nmc.passes.PassRun` (graph, timings, dumps).
+    legalize(family)). ``on_pass(pass, graph, seconds)`` is called after each pass (progress).
+    Returns the :class:`nmc.passes.PassRun` (graph, timings, dumps).
     """
     return run_passes(graph, default_flow(options), profile, print_after=print_after,
-                      verify=verify)
+                      verify=verify, on_pass=on_pass)
 
 
 __all__ = ["OPTIONS", "compile_graph", "default_flow"]
