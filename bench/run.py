@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-SECTIONS = ("memory", "emulator", "compile", "load", "mapping", "peers")
+SECTIONS = ("memory", "emulator", "compile", "load", "mapping", "dist", "peers")
 BYTES_PER_EVENT = 1
 """Bytes a synaptic event must read at least: one int8 weight (the workload's weights are int8;
 the emulator's fast mode keeps them as int8 rows when they fit)."""
@@ -248,6 +248,11 @@ def markdown(res: dict[str, Any]) -> str:
         out += ["", "**Mapping quality** (`bench/mapping_quality.py`):", "", "```"]
         out += mp["lines"]
         out += ["```"]
+    ds = res.get("dist")
+    if ds and ds.get("rows"):
+        from bench import dist_scaling
+
+        out += dist_scaling.markdown(ds)
     pe = res.get("peers")
     if pe is not None:
         if pe.get("results"):
@@ -338,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"  load {res['load']['mb_per_s']} MB/s of a {res['load']['image_mb']} MB image")
             elif name == "mapping":
                 res["mapping"] = bench_mapping(a.quick)
+            elif name == "dist":
+                from bench import dist_scaling
+
+                res["dist"] = dist_scaling.run(360 if a.quick else 1440, log=log)
             elif name == "peers":
                 from bench import peers
 
