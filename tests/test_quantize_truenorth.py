@@ -248,3 +248,17 @@ def test_quantized_graph_is_deterministic_and_records_decisions():
     assert dec["connections"]["rec"]["float_delay"] == 1 and dec["connections"]["rec"]["delay"] == 1
     assert dec["populations"]["o"]["axon_types"] in ("2", "4")
     assert (q1.nodes["h"].id_base, q1.nodes["o"].id_base) == (0, 30)
+
+
+def test_large_fanin_weight_error_is_explained():
+    # 100 inputs x 4 copies > 256 axons: only axon types 2 fit, and Gaussian weights lose much.
+    w = np.random.default_rng(0).normal(0.0, 1.0, (2, 100))
+    _, rep = quantize(one_layer(IF, w, v_threshold=1.0), "truenorth")
+    assert rep.connections[0]["rel_error"] == pytest.approx(0.352, abs=1e-3)
+    assert rep.notes[:2] == [
+        "population h: axon types 2 chosen by weight error (2: 0.352); 4 does not fit: "
+        "fan-in 100 x 4 copies > 256 axons",
+        "population h: weight error 0.352 (||W_q - W|| / ||W||): a TrueNorth neuron has 4 "
+        "weights shared by all its inputs and 2 axon copies per input give 4 levels per weight; "
+        "expect lower accuracy. To recover: reduce the fan-in to <= 64 inputs (axon types 4: 15 "
+        "levels) or train with trinary weights (EEDN), which axon types 2 represent exactly"]

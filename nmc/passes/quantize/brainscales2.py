@@ -17,6 +17,17 @@ Rules (also in ``docs/families.md``; the neuron model is in ``ir/native/brainsca
   readout maps ``[-D, D]`` onto the window, ``D`` the largest membrane value it can reach: the
   worst case (every input spiking every step; an Integrator for ``READOUT_HORIZON`` steps) or,
   with calibration data, the ``opts.percentile``-th percentile of ``|v|`` in the float network.
+* Rails. The membrane clips at code 0 and each synaptic current at ``I_MAX``, while the float
+  neuron has no bound: a membrane clipped under inhibition recovers too early and the neuron
+  fires too often (a tempotron fired ~2x too often). So a spiking population's scale shrinks
+  (threshold kept at ``v_high_code``, resting range moved up) until (a) ``F`` float volts below
+  ``min(0, v_reset, v_leak)`` lie above code 0, ``F`` the ``(100 - opts.percentile)``-th
+  percentile of the float ``v`` with calibration data, else the dip of one volley of every
+  inhibitory input (each spike's peak membrane excursion through the synaptic filter, plus a
+  negative bias's steady state); and (b) one volley of every input of one sign stays below
+  ``I_MAX`` in the current stage (readouts: (b) only). The scale shrinks at most
+  ``MAX_SQUEEZE`` times, so that rest-to-threshold keeps enough codes; a note in the report
+  names the bound and says when the cap left it uncovered.
 * Weights. The float input gain (``(1 - a) r`` for LIF, ``(1 - a) r (1 - b) w_in`` for CubaLIF,
   ``r`` for IF, 1 for Threshold) is folded in: ``J = gain * w * sigma`` state units per spike.
   Per neuron a gain code ``g = clip(ceil(P / 63), 1, 1022)`` with ``P`` the ``opts.percentile``-th
@@ -72,6 +83,11 @@ SYNAPTIC = ("CubaLIF", "CubaLI")
 READOUT_HORIZON = 100
 """Ours: without calibration data an Integrator readout is scaled to sum its worst-case drive
 for this many steps before it reaches a rail."""
+MAX_SQUEEZE = 16.0
+"""Ours: the room made below a spiking population's resting range for inhibition (see
+``_voltage_map``) may shrink its voltage scale at most this many times, so that the span from
+rest to threshold keeps at least ``(v_high - v_low) / MAX_SQUEEZE`` codes (threshold and reset
+codes within a few percent)."""
 
 
 @dataclass(frozen=True)
@@ -176,33 +192,138 @@ def _readout_bound(graph: Graph, p: Pop, opts: QuantizeOptions, calib: dict) -> 
 
 def _calibrated_readouts(graph: Graph, pops: dict[str, Pop], opts: QuantizeOptions
                          ) -> dict[str, float]:
-    names = [n for n, p in pops.items() if p.readout]
-    if opts.calibration is None or not names:
+    """Per population, from the float network on the calibration inputs: a readout's bound
+    ``D`` (the ``opts.percentile``-th percentile of ``|v|``) and, for a spiking population,
+    ``"<name>:floor"``, the ``(100 - opts.percentile)``-th percentile of ``v`` (how far below
+    its resting range the membrane goes)."""
+    if opts.calibration is None or not pops:
         return {}
     from ir.interp_float import run_float
 
+    names = list(pops)
     res = run_float(graph, opts.calibration, probes=names)
-    return {n: float(np.percentile(np.abs(res.probes[n]["out"]), opts.percentile))
-            for n in names}
+    out: dict[str, float] = {}
+    for n in names:
+        pr = res.probes[n]
+        if pops[n].readout:
+            out[n] = float(np.percentile(np.abs(pr["out"]), opts.percentile))
+        elif "v" in pr:
+            out[f"{n}:floor"] = float(np.percentile(pr["v"], 100.0 - opts.percentile))
+    return out
 
 
-def _voltage_map(graph: Graph, p: Pop, lim: Limits, d_readout: float) -> tuple[float, float]:
-    """(sigma_code, v_min): code(v) = v_low + (v - v_min) * sigma_code."""
+def _peak_response(p: Pop) -> np.ndarray:
+    """Per neuron, the largest membrane excursion (float volts) of one input spike of unit
+    float input gain: the two-stage filter (current retains ``b_q``, membrane ``a_q`` per step)
+    peaks below ``1 / (1 - b_q)`` when the synapse is slow; 1 for an instantaneous synapse."""
+    if not np.any(p.b_q > 0):
+        return np.ones(p.n)
+    i = np.ones(p.n)
+    v = np.zeros(p.n)
+    peak = np.zeros(p.n)
+    # Ours: the peak comes within a few synaptic time constants; 4 tau_syn (plus one step)
+    # covers it, since afterwards the current is below 2% of its start.
+    steps = int(min(np.ceil(4.0 / max(1.0 - float(p.b_q.max()), 1e-3)), 4000)) + 1
+    for _ in range(steps):  # a loop over time steps, vectorised over neurons
+        v = p.a_q * v + i
+        peak = np.maximum(peak, v)
+        i = p.b_q * i
+    return peak
+
+
+def _spiking_floor(graph: Graph, p: Pop, calib: dict) -> float:
+    """How far (float volts) below ``min(0, v_leak, v_reset)`` the membrane of a spiking
+    population must be representable before the lower rail clips it: from calibration data the
+    low percentile of ``v``; else one volley of every inhibitory input at once (each spike's
+    peak membrane excursion) plus a negative bias's steady state."""
+    key = f"{p.node.name}:floor"
+    base = _v_base(graph, p)
+    if key in calib:
+        return max(base - calib[key], 0.0)
+    peak = _peak_response(p)
+    dip = np.zeros(p.n)
+    for ch in p.chains:
+        dip = dip + np.clip(p.gain[:, None] * ch.w, None, 0.0).sum(axis=1) * -peak
+    keep = 1.0 - p.a_q
+    neg = np.clip(p.gain_dc * _bias(p), None, 0.0) * -1.0
+    dip = dip + np.where(keep > 0, neg / np.maximum(keep, 1e-300), neg * READOUT_HORIZON)
+    return float(dip.max()) if dip.size else 0.0
+
+
+def _v_base(graph: Graph, p: Pop) -> float:
+    """The lowest float voltage of a spiking population's resting range."""
     node = p.node
+    cands = [0.0, float(flat(graph, node, "v_threshold").min())]
+    if node.kind in LEAKY:
+        cands.append(float(flat(graph, node, "v_leak").min()))
+    if getattr(node, "reset", "zero") == "v_reset":
+        cands.append(float(flat(graph, node, "v_reset").min()))
+    return min(cands)
+
+
+def _current_peak(p: Pop) -> float:
+    """The largest synaptic current (float volts per step, one sign) one volley of every input
+    of that sign gives: it must stay below the current rail ``I_MAX``."""
+    tot = np.zeros((2, p.n))
+    for ch in p.chains:
+        j = p.gain[:, None] * ch.w
+        tot[0] += np.clip(j, 0.0, None).sum(axis=1)
+        tot[1] -= np.clip(j, None, 0.0).sum(axis=1)
+    return float(tot.max()) if tot.size else 0.0
+
+
+def _voltage_map(graph: Graph, p: Pop, lim: Limits, d_readout: float, floor: float = 0.0,
+                 current: float = 0.0) -> tuple[float, float]:
+    """(sigma_code, v_min): code(v) = v_low + (v - v_min) * sigma_code.
+
+    A readout maps ``[-D, D]`` onto ``v_low .. v_high``. A spiking population maps
+    ``v_base = min(0, v_leak, v_reset, v_threshold)`` to ``v_low`` and its highest threshold to
+    ``v_high``, unless
+
+    * that leaves less than ``floor`` float volts below ``v_base`` above code 0 (the lower rail:
+      a clipped membrane recovers from inhibition too early and the neuron fires too often):
+      then the scale shrinks so that ``v_base - floor`` is code 0, or
+    * ``current`` (float volts per step, the largest one-sign synaptic current) would pass the
+      current rail ``I_MAX``: then the scale shrinks until it fits;
+
+    the highest threshold stays at ``v_high`` and the scale shrinks at most ``MAX_SQUEEZE``
+    times (appending a note to ``p.notes`` when a bound is left uncovered). A readout's scale
+    shrinks for ``current`` in the same way, its window staying centred on the same float
+    voltage."""
+    node = p.node
+    state = 1 << native.V_FRAC
     if p.readout:
         d = d_readout if d_readout > 0 else 1.0
-        lo, hi = -d, d
-    else:
-        thr = flat(graph, node, "v_threshold")
-        cands = [0.0, float(thr.min())]
-        if node.kind in LEAKY:
-            cands.append(float(flat(graph, node, "v_leak").min()))
-        if getattr(node, "reset", "zero") == "v_reset":
-            cands.append(float(flat(graph, node, "v_reset").min()))
-        lo, hi = min(cands), max(float(thr.max()), 0.0)
-        if hi <= lo:
-            hi = lo + 1.0
-    return (lim.v_high - lim.v_low) / (hi - lo), lo
+        sc0 = (lim.v_high - lim.v_low) / (2.0 * d)
+        sc = sc0
+        if current * sc * state > native.I_MAX:
+            sc = max(native.I_MAX / (current * state), sc0 / MAX_SQUEEZE)
+            p.notes.append(f"voltage scale lowered {sc0 / sc:.3g}x so that the synaptic current "
+                           "stays below the current rail I_MAX")
+        mid = lim.v_low + (lim.v_high - lim.v_low) / 2.0  # code of float 0
+        return sc, -(mid - lim.v_low) / sc
+    thr = flat(graph, node, "v_threshold")
+    lo = _v_base(graph, p)
+    hi = max(float(thr.max()), 0.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    sc0 = (lim.v_high - lim.v_low) / (hi - lo)
+    sc, why = sc0, []
+    if floor > 0 and lim.v_low < floor * sc0:
+        sc = min(sc, lim.v_high / (hi - lo + floor))
+        why.append(f"{floor:.4g} V of room below the resting range for inhibition")
+    if current * sc0 * state > native.I_MAX:
+        sc = min(sc, native.I_MAX / (current * state))
+        why.append("the synaptic current below the current rail I_MAX")
+    if sc < sc0:
+        short = sc < sc0 / MAX_SQUEEZE
+        sc = max(sc, sc0 / MAX_SQUEEZE)
+        p.notes.append(
+            f"voltage scale lowered {sc0 / sc:.3g}x to keep " + " and ".join(why)
+            + (f" (capped at {MAX_SQUEEZE:g}x to keep threshold codes precise: the membrane "
+               "or current may still reach a rail; calibration data sets the room from the "
+               "float network's activity)" if short else ""))
+    return sc, hi - (lim.v_high - lim.v_low) / sc
 
 
 def _codes(v: np.ndarray, sc: float, vmin: float, lim: Limits) -> np.ndarray:
@@ -242,8 +363,12 @@ def quantize_brainscales2(graph: Graph, profile, opts: QuantizeOptions
     subtract = []
     for name, p in pops.items():
         node = p.node
-        sc, vmin = _voltage_map(graph, p, lim, _readout_bound(graph, p, opts, calib)
-                                if p.readout else 0.0)
+        if p.readout:
+            sc, vmin = _voltage_map(graph, p, lim, _readout_bound(graph, p, opts, calib),
+                                    current=_current_peak(p))
+        else:
+            sc, vmin = _voltage_map(graph, p, lim, 0.0, _spiking_floor(graph, p, calib),
+                                    _current_peak(p))
         sigma = sc * (1 << native.V_FRAC)  # state units per float volt
         zero = _codes(np.zeros(p.n), sc, vmin, lim)
         v_leak = _codes(flat(graph, node, "v_leak"), sc, vmin, lim) if node.kind in LEAKY \

@@ -69,6 +69,8 @@ from nmc.passes.quantize.report import QuantReport, connection_stats, population
 KEPT = ("Input", "Output", "Flatten")
 STEP_CANDIDATES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 """Ours: grid steps tried per neuron, as fractions of max|w| / k_max."""
+WEIGHT_ERROR_NOTE = 0.1
+"""Ours: a population whose relative weight error exceeds this gets a report note explaining it."""
 _TOL = 1e-9  # relative tolerance of ceil/floor against float noise in sigma * value
 SCHEMES = {
     # name: (copies, unit levels for signed, for non-negative weights)
@@ -514,7 +516,19 @@ def _choose_scheme(p: Pop, w: np.ndarray, opts: QuantizeOptions, lim: Limits,
     best = min(cands, key=lambda f: (f.error, f.copies))
     if opts.axon_types == "auto":
         errs = ", ".join(f"{f.scheme}: {f.error:.4g}" for f in cands)
-        notes.append(f"axon types {best.scheme} chosen by weight error ({errs})")
+        left = [s for s in wanted if s not in fits]
+        why = "".join(f"; {s} does not fit: fan-in {worst} x {SCHEMES[s][0]} copies > "
+                      f"{lim.axons} axons" for s in left)
+        notes.append(f"axon types {best.scheme} chosen by weight error ({errs}){why}")
+    if best.error > WEIGHT_ERROR_NOTE:
+        notes.append(
+            f"weight error {best.error:.3g} (||W_q - W|| / ||W||): a "
+            f"TrueNorth neuron has {len(SCHEMES['4'][1])} weights shared by all its inputs and "
+            f"{best.copies} axon copies per input give {1 << best.copies} levels per weight; "
+            "expect lower accuracy. To recover: "
+            + (f"reduce the fan-in to <= {lim.axons // SCHEMES['4'][0]} inputs (axon types 4: "
+               "15 levels) or " if best.copies < SCHEMES["4"][0] else "")
+            + "train with trinary weights (EEDN), which axon types 2 represent exactly")
     return best
 
 
