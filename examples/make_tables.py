@@ -12,8 +12,9 @@ Every ``examples/<rule>/train.py`` writes ``results.json``::
                  "sweep": {"16": 0.97, ...}}]}   # optional: accuracy by number of steps
 
 This script rewrites the text between ``<!-- results:begin -->`` and ``<!-- results:end -->`` in
-``examples/README.md`` (one row per model of every example) and in each example's README.md
-(its own models). Run: ``python3 examples/make_tables.py`` (``--check`` exits 1 if a README is
+``examples/README.md`` and the project README (one row per model of every example) and in each
+example's README.md (its own models), and the chip table (``examples/chip_results.json``, written
+by ``chips.py``) between ``<!-- chips:begin -->`` and ``<!-- chips:end -->``. Run: ``python3 examples/make_tables.py`` (``--check`` exits 1 if a README is
 out of date, without writing).
 """
 
@@ -198,13 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results = load_results()
     chips = load_chip_rows()
-    targets = [(HERE / "README.md", overview_table(results, chips))]
+    targets = [(HERE / "README.md", overview_table(results, chips)),
+               (HERE.parent / "README.md", overview_table(results, chips).replace(
+                   "](", "](examples/"))]
     targets += [(HERE / r["example"] / "README.md", example_table(r, chips)) for r in results]
     stale = []
     for path, table in targets:
         old = path.read_text()
         new = splice(old, table, path)
-        if path == HERE / "README.md" and chips:
+        if path in (HERE / "README.md", HERE.parent / "README.md") and chips:
             if CHIPS_BEGIN not in new:
                 new = new.rstrip("\n") + f"\n\n## On the chips\n\n{CHIPS_BEGIN}\n{CHIPS_END}\n"
             new = splice(new, chip_table(chips), path, CHIPS_BEGIN, CHIPS_END)
