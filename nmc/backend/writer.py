@@ -71,6 +71,32 @@ def _block_words(n: np.ndarray | int, bits: int, group: int, header: int, word: 
     return full * per_full + np.where(rest > 0, -(-(rest * bits + header) // word), 0)
 
 
+def _put_bits(values: np.ndarray, starts: np.ndarray, widths: np.ndarray, total_bits: int) -> bytes:
+    """The same bytes as :func:`emulator.format.put_bits` (fields of width <= 32, LSB first, no
+    overlap), built over 32-bit words: a field touches at most two words, so two weighted counts
+    over the words instead of five over the bytes. Every word's contributions are disjoint bits of
+    one 32-bit pattern, so their float64 sum is exact."""
+    nbytes = (int(total_bits) + 7) // 8
+    keep = widths > 0
+    if not keep.all():
+        values, starts = values[keep], starts[keep]
+    n_words = (nbytes + 3) // 4 + 2
+    buf = np.zeros(n_words, np.uint64)
+    if values.size:
+        v = values.astype(np.uint64)
+        bit = (starts & 31).astype(np.uint64)
+        w0 = starts >> 5
+        shifted = v << bit  # < 2**63 (width <= 32, shift <= 31)
+        lo = (shifted & np.uint64(0xFFFFFFFF)).astype(np.float64)
+        buf += np.bincount(w0, weights=lo, minlength=n_words).astype(np.uint64)
+        hi = shifted >> np.uint64(32)
+        nz = hi != 0
+        if nz.any():
+            buf += np.bincount(w0[nz] + 1, weights=hi[nz].astype(np.float64),
+                               minlength=n_words).astype(np.uint64)
+    return buf.astype("<u4").view(np.uint8)[:nbytes].tobytes()
+
+
 # ------------------------------------------------------------------------------------------
 # Public API
 # ------------------------------------------------------------------------------------------
@@ -420,16 +446,34 @@ class _Writer:
             if post.size and (post.min() < 0 or post.max() >= n_out or pre.min() < 0
                               or pre.max() >= n_in):
                 raise CompileError(f"connection {node.name}: COO index out of range")
-            order = np.lexsort((post, pre))  # stable: duplicates keep their order
-            pre, post, vals = pre[order].astype(np.int64), post[order].astype(np.int64), vals[order]
+            # Whole-network synapse arrays are kept compact (int32 indices, int16 weights when
+            # they fit): at chip size they are the writer's largest memory. Per-core slices are
+            # widened back to int64 in _conn_synapses, so the arithmetic is unchanged.
+            idx_t = np.int32 if max(n_in, n_out, post.size) < 2 ** 31 else np.int64
+            pre, post = pre.astype(idx_t, copy=False), post.astype(idx_t, copy=False)
+            key = pre.astype(np.int64) * n_out + post
+            # stable (pre, post) order; readers that emit it already (dense weights read
+            # column-major) skip the sort: an already-sorted array is the stable sort's identity
+            if key.size > 1 and not bool(np.all(key[1:] >= key[:-1])):
+                order = np.argsort(key, kind="stable")
+                pre, post, vals = pre[order], post[order], vals[order]
+            del key
+            vals = np.asarray(vals)
+            if vals.size and int(vals.min()) >= -(1 << 15) and int(vals.max()) < (1 << 15):
+                vals = vals.astype(np.int16, copy=False)
+            else:
+                vals = vals.astype(np.int64, copy=False)
             indptr = np.zeros(n_in + 1, np.int64)
             np.cumsum(np.bincount(pre, minlength=n_in), out=indptr[1:])
-            row_order = np.argsort(post, kind="stable")  # by post, then pre (entries are by pre)
+            # by post, then pre (entries are by pre); a 16-bit key lets numpy radix-sort
+            skey = post.astype(np.uint16) if n_out <= (1 << 16) else post
+            row_order = np.argsort(skey, kind="stable").astype(idx_t, copy=False)
+            del skey
             row_ptr = np.zeros(n_out + 1, np.int64)
             np.cumsum(np.bincount(post, minlength=n_out), out=row_ptr[1:])
             conns[node.name] = _Conn(
                 name=node.name, node=node, source=src, targets=targets, n_in=n_in, n_out=n_out,
-                pre=pre, post=post, w=vals.astype(np.int64), indptr=indptr, row_ptr=row_ptr,
+                pre=pre, post=post, w=vals, indptr=indptr, row_ptr=row_ptr,
                 row_order=row_order, delay=int(node.delay), **extra)
         for o in g.outputs:
             ps = g.predecessors(o.name)
@@ -470,7 +514,7 @@ class _Writer:
         local = 0
         for p, s, e in self._slices(cid):
             if p in cc.targets:
-                ents = cc.row_order[cc.row_ptr[s]:cc.row_ptr[e]]
+                ents = cc.row_order[cc.row_ptr[s]:cc.row_ptr[e]].astype(np.int64)
                 a = axon_of_pre[cc.pre[ents]]
                 if np.any(a < 0):
                     k = int(np.flatnonzero(a < 0)[0])
@@ -481,7 +525,7 @@ class _Writer:
                         "source with a synapse on the core an axon")
                 e_l.append(ents)
                 a_l.append(a)
-                c_l.append(local + cc.post[ents] - s)
+                c_l.append(local + cc.post[ents].astype(np.int64) - s)
             local += e - s
         z = np.zeros(0, np.int64)
         return (np.concatenate(e_l) if e_l else z, np.concatenate(a_l) if a_l else z,
@@ -843,9 +887,13 @@ class _LoihiWriter(_Writer):
         n_in, n_out = int(node.in_features), int(node.out_features)
         if node.kind == "LoihiDense":
             w = np.asarray(g.const(node.weight)).reshape(n_out, n_in)
-            lw = legalize_weights(w, node.sign_mode, node.num_weight_bits)
-            post, pre = np.nonzero(lw)
-            vals = lw[post, pre]
+            # column-major (by source, then target): the order _network keeps, so it need not
+            # sort; legal weights fit int16 (8 bits and a sign)
+            lw = np.ascontiguousarray(legalize_weights(w, node.sign_mode,
+                                                       node.num_weight_bits).T).astype(np.int16)
+            pre, post = np.nonzero(lw)
+            vals = lw[pre, post]
+            del lw
         else:
             post = np.asarray(g.const(node.rows), np.int64).ravel()
             pre = np.asarray(g.const(node.cols), np.int64).ravel()
@@ -926,7 +974,7 @@ class _LoihiWriter(_Writer):
             tcomp = np.unique(tcomp)
             contiguous = tcomp.size > 0 and tcomp[-1] - tcomp[0] + 1 == tcomp.size
             # stored weight width: the smallest allowed width holding every legal weight exactly
-            w = cc.w[ent]
+            w = cc.w[ent].astype(np.int64)
             wb = None
             start_bits = cc.nwb if cc.sign != 0 else max(cc.nwb, 1)
             for cand in [x for x in wchoices if x >= start_bits]:
@@ -1011,7 +1059,10 @@ class _LoihiWriter(_Writer):
                 width = pc["tcomp"].size
                 ax_base[pc["ax"]] = base
                 dense = np.zeros((pc["ax"].size, width), np.int64)
-                row = np.searchsorted(pc["ax"], pc["ent_axon"])
+                # each axon's row in the block: a lookup table (ax is sorted and distinct)
+                row_of = np.zeros(n_ax, np.int64)
+                row_of[pc["ax"]] = np.arange(pc["ax"].size)
+                row = row_of[pc["ent_axon"]]
                 dense[row, pc["comp"] - base] = pc["w"]
                 syn_axon.append(np.repeat(pc["ax"], width))
                 syn_idx.append(np.tile(np.arange(width, dtype=np.int64), pc["ax"].size))
@@ -1077,11 +1128,16 @@ class _LoihiWriter(_Writer):
                 if sel.any():
                     wf[sel] = F.loihi_weight_encode(sw[sel], wbits, sign)
             ibs, wbs, dbs = ax_ib[sa], ax_wb[sa], ax_db[sa]
-            v_parts += [si, wf, sd]
-            s_parts += [pos, pos + ibs, pos + ibs + wbs]
-            w_parts += [ibs, wbs, dbs]
-        synmem = F.put_bits(np.concatenate(v_parts).astype(np.uint64), np.concatenate(s_parts),
-                            np.concatenate(w_parts), n_words * word)
+            # fields of width 0 write nothing (dense blocks have no index, delay 1 no delay
+            # field): leave them out rather than pack and drop them
+            for vals, start, wid in ((si, pos, ibs), (wf, pos + ibs, wbs),
+                                     (sd, pos + ibs + wbs, dbs)):
+                if wid.any():
+                    v_parts.append(vals)
+                    s_parts.append(start)
+                    w_parts.append(wid)
+        synmem = _put_bits(np.concatenate(v_parts), np.concatenate(s_parts),
+                           np.concatenate(w_parts), n_words * word)
 
         # -- routes (output axons) of this core's compartments
         r_dest = self.route_dest[cid]

@@ -656,7 +656,8 @@ def _lower_chain(graph: Graph, b: GraphBuilder, p: Pop, ch: Chain, mat: tuple, l
         base = ch.conn.name if conn_uses[ch.conn.name] == 1 else f"{ch.conn.name}_{p.node.name}"
     else:
         base = f"{ch.source}_to_{p.node.name}"
-    groups = sorted(set(np.maximum(d, 1).tolist())) if d.size else [1]
+    # np.unique sorts in C; a Python set over every synapse was a hot spot at chip size
+    groups = np.unique(np.maximum(d, 1)).tolist() if d.size else [1]
     if groups and groups[-1] > lim.delay_max:
         where = ", ".join(ch.folded) or f"{ch.source} -> {p.node.name}"
         raise CompileError(
@@ -668,16 +669,28 @@ def _lower_chain(graph: Graph, b: GraphBuilder, p: Pop, ch: Chain, mat: tuple, l
     mode = sign_mode(vals)
     lo, hi, step = legal_range(mode, lim.weight_bits)
     exp = lim.weight_exp_max
+    # Scaling by a power of two is exact in floating point and monotone, so the extremes of the
+    # scaled weights are the scaled extremes: one pass over the weights instead of one per exponent.
+    i_max, i_min = (float(ideal.max()), float(ideal.min())) if ideal.size else (0.0, 0.0)
     for e in range(lim.weight_exp_min, lim.weight_exp_max + 1):
-        x = ideal / (1 << e) if e >= 0 else ideal * (1 << -e)
-        if x.size == 0 or (x.max() <= hi + step / 2 and x.min() >= lo - step / 2):
+        x_max = i_max / (1 << e) if e >= 0 else i_max * (1 << -e)
+        x_min = i_min / (1 << e) if e >= 0 else i_min * (1 << -e)
+        if ideal.size == 0 or (x_max <= hi + step / 2 and x_min >= lo - step / 2):
             exp = e
             break
     scaled = ideal / (1 << exp) if exp >= 0 else ideal * (1 << -exp)
     w_int = np.clip(np.rint(scaled / step) * step, lo, hi).astype(np.int64)
     nwb = lim.weight_bits
+    # legalize_weights at k bits drops the low ``WEIGHT_BITS - k + (mode == "mixed")`` bits, so
+    # w_int (already clipped to the legal range) is legal at k bits exactly when every weight is
+    # a multiple of 2**that: the OR of all weights (two's complement) has those bits clear. One
+    # pass over the weights instead of one legalize_weights per candidate width.
+    from ir.native.loihi import WEIGHT_BITS
+
+    low = int(np.bitwise_or.reduce(w_int)) if w_int.size else 0
     for k in range(1, lim.weight_bits + 1):
-        if np.array_equal(legalize_weights(w_int, mode, k), w_int):
+        drop = WEIGHT_BITS - k + (mode == "mixed")
+        if drop <= 0 or not low & ((1 << drop) - 1):
             nwb = k
             break
     assert np.array_equal(legalize_weights(w_int, mode, nwb), w_int)
