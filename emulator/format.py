@@ -202,6 +202,17 @@ class BitTable:
         out: dict[str, np.ndarray] = {}
         base = np.arange(n, dtype=np.int64) * rb
         off = 0
+        if 0 < rb <= 64:
+            # the whole record in one read, then each field by a scalar shift and mask
+            rec = buf.get(base, rb).view(np.int64) if rb < 64 else buf.get(base, rb)
+            for f, w in zip(self.fields, ws, strict=True):
+                if rb == 64:
+                    u = (rec >> np.uint64(off)) & np.uint64((1 << w) - 1) if w < 64 else rec
+                    out[f.name] = from_field(u, w, f.signed)
+                else:
+                    out[f.name] = from_field((rec >> off) & ((1 << w) - 1), w, f.signed)
+                off += w
+            return out
         for f, w in zip(self.fields, ws, strict=True):
             out[f.name] = from_field(get_bits(buf, base + off, w), w, f.signed)
             off += w
@@ -280,19 +291,32 @@ class BitReader:
         self.nbits = b.size * 8
 
     def get(self, starts: np.ndarray, width: int | np.ndarray) -> np.ndarray:
+        """Unsigned fields of ``width`` bits (a scalar or one per start) at bit ``starts``."""
         starts = np.asarray(starts, np.int64)
-        w = np.asarray(width, np.uint64)
         if starts.size == 0:
             return np.zeros(starts.shape, np.uint64)
         wi = starts >> 6
         bit = (starts & 63).astype(np.uint64)
-        lo = self.words[wi] >> bit
-        # the upper part comes from the next word unless the field starts on a word boundary
-        hi = np.where(bit == 0, np.uint64(0),
-                      self.words[wi + 1] << ((np.uint64(64) - bit) & np.uint64(63)))
-        mask = np.where(w >= 64, np.uint64(0xFFFFFFFFFFFFFFFF),
-                        (np.uint64(1) << (w & np.uint64(63))) - np.uint64(1))
-        return (lo | hi) & mask
+        v = self.words[wi]
+        v >>= bit
+        # The upper part comes from the next word. Shifting by 1 and then by 63 - bit (both
+        # < 64) is a shift by 64 - bit that gives 0 when the field starts on a word boundary,
+        # without a select over the whole array.
+        hi = self.words[wi + 1]
+        hi <<= np.uint64(1)
+        hi <<= np.uint64(63) - bit
+        v |= hi
+        if np.ndim(width) == 0:
+            w = int(width)
+            if w < 64:
+                v &= np.uint64((1 << w) - 1)
+            return v
+        w = np.asarray(width, np.uint64)
+        # (1 << w) - 1 for w < 64; w >= 64 keeps every bit (1 << 0 wraps to all ones below)
+        mask = (np.uint64(1) << (w & np.uint64(63))) - np.uint64(1)
+        mask = np.where(w >= 64, np.uint64(0xFFFFFFFFFFFFFFFF), mask) if bool((w >= 64).any()) \
+            else mask
+        return v & mask
 
 
 def get_bits(buf: np.ndarray | BitReader, starts: np.ndarray, width: int | np.ndarray) -> np.ndarray:

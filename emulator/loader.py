@@ -667,8 +667,10 @@ class _Loader:
             self._check_col(ok, "LOIHI_AXON (block past the used words) ptr", ptr[active], ax_at, arb,
                             f"blocks within {n_words} words")
             starts = pos * word
-            f = F.get_bits(mem, starts, fb).astype(np.int64)
-            cnt = F.get_bits(mem, starts + fb, cb).astype(np.int64) + 1
+            # the header's two fields in one read
+            hdr = F.get_bits(mem, starts, hb).astype(np.int64)
+            f = hdr & ((1 << fb) - 1)
+            cnt = (hdr >> fb) + 1
             bad = np.flatnonzero(f >= n_fmt)
             if bad.size:
                 k0 = int(bad[0])
@@ -701,7 +703,17 @@ class _Loader:
             # zero padding after the block's last synapse
             pad_start = starts + used
             pad_total = words * word - used
-            for k in range(0, int(pad_total.max()) if pad_total.size else 0, 32):
+            if word == 64 and pad_total.size:
+                # the padding is the top of the block's last word: one read per block; only a
+                # failure goes through the chunked scan below (it words the error)
+                last = mem.words[end - 1]
+                sh = (word - pad_total).astype(np.uint64)  # 1..64
+                last >>= sh - np.uint64(1)
+                last >>= np.uint64(1)
+                pad_rounds = 0 if not last.any() else int(pad_total.max())
+            else:
+                pad_rounds = int(pad_total.max()) if pad_total.size else 0
+            for k in range(0, pad_rounds, 32):
                 sel = pad_total > k
                 w_ = np.minimum(32, pad_total[sel] - k)
                 v = F.get_bits(mem, pad_start[sel] + k, w_)
@@ -724,6 +736,9 @@ class _Loader:
         self.need(int(cur[-1]) == n_words, f"the last axon's blocks end at word {int(cur[-1])}, "
                   f"n_words = {n_words}", self.base + mem_at)
         # synapse fields, block by block (vectorised)
+        fast = self._loihi_synapses_fast(mem, blocks, fmt, base, n, n_ax)
+        if fast is not None:
+            return fast
         b_ax = np.concatenate([b[0] for b in blocks])
         b_pos = np.concatenate([b[1] for b in blocks])
         b_cnt = np.concatenate([b[2] for b in blocks])
@@ -763,6 +778,116 @@ class _Loader:
                             self.base + mem_at + int(s_start[k0] if bad.size else 0) // 8)
         w = F.loihi_weight_decode(wf, wb, fmt["sign"][s_fmt])
         return dict(ptr=syn_ptr, comp=comp, w=w, delay=dl, acc=fmt["acc"][s_fmt])
+
+    def _loihi_synapses_fast(self, mem: F.BitReader, blocks: list, fmt: dict, base: np.ndarray,
+                             n: int, n_ax: int) -> dict[str, np.ndarray] | None:
+        """Decode the synapse fields of checked blocks as whole 2-D arrays (blocks x slots).
+
+        Within a block every synapse of the format has the same width, so synapse ``j`` sits at
+        the constant bit ``hb + j * sbits`` from the block's first word: its word and shift are
+        per-slot constants. The blocks' words are gathered once (aligned), each synapse record
+        (<= 64 bits) is assembled from two words with per-slot shifts, and its three fields come
+        out by scalar shifts and masks. Returns None (the caller then runs the general
+        per-synapse path, which also words the error) when the words are not 64 bits, a record
+        is wider than 64 bits or a synapse fails a range check."""
+        P = self.params
+        word = P["core.synapse_word_bits"]
+        hb = P["synapse.fmt_bits"] + P["synapse.count_bits"]
+        dmax = P["synapse.delay_max"]
+        if word % 64:
+            return None
+        b_ax = np.concatenate([b[0] for b in blocks])
+        b_pos = np.concatenate([b[1] for b in blocks])
+        b_cnt = np.concatenate([b[2] for b in blocks])
+        b_fmt = np.concatenate([b[3] for b in blocks])
+        b_round = np.concatenate([np.full(b[0].size, r, np.int64) for r, b in enumerate(blocks)])
+        order = np.lexsort((b_round, b_ax))  # axon order, then block order
+        b_ax, b_pos, b_cnt, b_fmt = (a[order] for a in (b_ax, b_pos, b_cnt, b_fmt))
+        first = np.zeros(b_ax.size + 1, np.int64)
+        np.cumsum(b_cnt, out=first[1:])
+        total = int(first[-1])
+        # a block's first synapse's index within its axon (dense formats count from there)
+        ax_first = np.zeros(n_ax + 1, np.int64)
+        np.cumsum(np.bincount(b_ax, weights=b_cnt, minlength=n_ax).astype(np.int64), out=ax_first[1:])
+        b_in_ax = first[:-1] - ax_first[b_ax]
+        outs = {k: np.empty(total, np.int64) for k in ("comp", "w", "delay", "acc")}
+        fmts = np.unique(b_fmt)
+        for g in fmts.tolist():
+            ib, wb, db = (int(fmt[k][g]) for k in ("ib", "wb", "db"))
+            sign, dense, acc = int(fmt["sign"][g]), int(fmt["dense"][g]), int(fmt["acc"][g])
+            sb = ib + wb + db
+            if sb > 64:
+                return None
+            sel = b_fmt == g if fmts.size > 1 else slice(None)
+            bp, bc, bax, bin_ax = b_pos[sel], b_cnt[sel], b_ax[sel], b_in_ax[sel]
+            c_max = int(bc.max())
+            slot = hb + np.arange(c_max, dtype=np.int64) * sb
+            # the block's words (aligned gather), then per slot a constant word and bit offset
+            wi = slot >> 6
+            bo = (slot & 63).astype(np.uint64)
+            n_cols = int(wi[-1]) + 2
+            rows_at = (bp * (word // 64))[:, None] + np.arange(n_cols, dtype=np.int64)[None, :]
+            # slots past a short block's end may point past the memory: read any word there
+            np.minimum(rows_at, mem.words.size - 1, out=rows_at)
+            rows = mem.words[rows_at]
+            v = np.take(rows, wi, axis=1)
+            v >>= bo[None, :]
+            hi = np.take(rows, wi + 1, axis=1)
+            hi <<= np.uint64(1)
+            hi <<= (np.uint64(63) - bo)[None, :]  # 0 when the field starts on a word boundary
+            v |= hi
+            del hi
+            v = v.view(np.int64)  # every field is < 2**57 after masking
+            if ib:
+                idx = v & ((1 << ib) - 1)
+            wf = (v >> ib) & ((1 << wb) - 1)
+            dl = (v >> (ib + wb)) & ((1 << db) - 1)
+            dl += 1
+            if db and (1 << db) > dmax and bool((dl > dmax).any()):
+                return None
+            # stored weight -> weight (see LOIHI_FMT.sign and format.loihi_weight_decode)
+            if sign == 0:
+                if wb:
+                    half = 1 << (wb - 1)
+                    wf ^= half
+                    wf -= half
+                wf <<= 9 - wb
+            else:
+                wf <<= 8 - wb
+                if sign == 2:
+                    np.negative(wf, out=wf)
+            if dense:  # the i-th synapse of the axon feeds base + i
+                comp = (base[bax] + bin_ax)[:, None] + np.arange(c_max, dtype=np.int64)[None, :]
+            elif not ib:  # sparse with 0 index bits: every synapse feeds base
+                comp = np.repeat(base[bax][:, None], c_max, axis=1)
+            else:
+                comp = idx
+                comp += base[bax][:, None]
+            full = bool((bc == c_max).all())
+            ok_comp = comp < n
+            if full:
+                if not bool(ok_comp.all()):
+                    return None
+            else:
+                valid = np.arange(c_max)[None, :] < bc[:, None]
+                if bool((~ok_comp & valid).any()):
+                    return None
+            if fmts.size == 1 and full:
+                outs["comp"] = comp.reshape(-1)
+                outs["w"] = wf.reshape(-1)
+                outs["delay"] = dl.reshape(-1)
+                outs["acc"] = np.full(total, acc, np.int64)
+                break
+            dest = first[:-1][sel][:, None] + np.arange(c_max, dtype=np.int64)[None, :]
+            if not full:
+                dest, comp, wf, dl = dest[valid], comp[valid], wf[valid], dl[valid]
+            outs["comp"][dest.reshape(-1)] = comp.reshape(-1)
+            outs["w"][dest.reshape(-1)] = wf.reshape(-1)
+            outs["delay"][dest.reshape(-1)] = dl.reshape(-1)
+            outs["acc"][dest.reshape(-1)] = acc
+        syn_ptr = ax_first
+        return dict(ptr=syn_ptr, comp=outs["comp"], w=outs["w"], delay=outs["delay"],
+                    acc=outs["acc"])
 
     # ---- TrueNorth core ----------------------------------------------------------------------
     def _tn_core(self, e: dict) -> TrueNorthCore:
