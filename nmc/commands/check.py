@@ -17,6 +17,7 @@ import click
 
 from ir.graph import Graph
 from nmc.commands.compile import collect_frontend_options, frontend_options
+from nmc.resources import max_memory_option
 
 DesignRules = Callable[[Graph, str], dict[str, Any]]
 """A design-rule check: ``(graph, target name or profile path) -> findings`` (JSON-like)."""
@@ -54,10 +55,23 @@ def check_model(
     from nmc.frontends import load_model
 
     graph = load_model(path, **(frontend_options or {}))
+    _verify(graph, path)
     summary = summarize(graph, path)
     if target is not None:
         summary["target"] = (rules or design_rules)(graph, target)
     return summary
+
+
+def _verify(graph: Graph, path: str | Path) -> None:
+    """Verify the graph whatever its frontend: the .nmir reader parses without verifying (a graph
+    may be saved mid-work), but ``nmc check`` promises a valid model."""
+    from ir.errors import VerifyError
+    from ir.verify import verify
+
+    try:
+        verify(graph)
+    except VerifyError as e:
+        raise VerifyError([f"{path}: {p}" for p in e.problems]) from None
 
 
 def _shape(shape: list[int]) -> str:
@@ -90,6 +104,7 @@ def format_summary(s: dict[str, Any]) -> str:
               help="Also map for this target profile and list every design-rule violation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @frontend_options
+@max_memory_option
 def check_cmd(model: Path, target: str | None, as_json: bool, dt, reset) -> None:
     """Read MODEL (model.json, .nir, .net, .nmir), verify it and print a summary."""
     summary = check_model(model, target=target,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ir.errors import NmcError
+from nmc.resources import check_compile, max_memory_option
 
 FRONTEND_OPTIONS = [
     click.option("--dt", type=float, default=None,
@@ -68,6 +69,7 @@ def load_calibration(path: str | None):
               help="Inputs (.npz, as for nmc run) to emulate for the report's energy section; "
                    "without, the energy is an estimate from expected spike rates.")
 @frontend_options
+@max_memory_option
 def compile_cmd(model, target, emit, output, print_after, report_quant, report_quant_json,
                 partition, place, calibration, seed, report_html, report_md, report_input,
                 dt, reset):
@@ -98,8 +100,11 @@ def compile_cmd(model, target, emit, output, print_after, report_quant, report_q
     if report_input is not None and report_html is None and report_md is None:
         raise NmcError("--report-input is only used with --report or --report-md")
     cal = load_calibration(calibration)
+    # Load first, so that the compile's memory is estimated from the graph before a pass runs.
+    graph = api.load(model, **fe)
+    check_compile(graph, where=str(model))
     compiled = api.compile(
-        model, target, partition=partition, place=place, calibration=cal,
+        graph, target, partition=partition, place=place, calibration=cal,
         seed=seed, print_after=tuple(print_after), frontend_options=fe,
     )
     for name, text in compiled.dumps.items():

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 
 import click
 import numpy as np
 
 from ir.errors import NmcError
 from nmc.commands.compile import collect_frontend_options, frontend_options, load_calibration
+from nmc.resources import check_compile, check_run, max_memory_option
+
+
+def _check_header(path: str, key: str) -> None:
+    """Refuse an array whose header claims more than the file holds or the memory limit allows
+    (numpy would allocate the claimed shape first)."""
+    from nmc.resources import check_npy, npy_header
+
+    try:
+        header = npy_header(path, key)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise NmcError(f"{path}: cannot read array {key!r} ({e})") from None
+    check_npy(header, f"{path}: array {key!r}")
 
 
 def read_inputs(path: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -30,6 +44,9 @@ def read_inputs(path: str) -> tuple[np.ndarray, np.ndarray | None]:
                     "save the input spike trains as spikes=(batch, steps, neurons)"
                 )
             key = rest[0]
+        for k in (key, "labels"):
+            if k in files:
+                _check_header(path, k)
         spikes = np.asarray(z[key])
         labels = np.asarray(z["labels"]) if "labels" in files else None
     if spikes.ndim == 2:
@@ -124,6 +141,7 @@ def si(value: float, unit: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @trace_options
 @frontend_options
+@max_memory_option
 def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, seed, calibration,
             batch_size,
             workers, scheduler, as_json, plot, plot_probe, plot_sample, vcd, probe, dt, reset):
@@ -139,7 +157,9 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
         spikes = spikes[:limit]
         labels = None if labels is None else labels[:limit]
     t0 = time.perf_counter()
-    compiled = api.compile(model, target, partition=partition, place=place, seed=seed,
+    graph = api.load(model, **collect_frontend_options(dt, reset))
+    check_compile(graph, where=str(model))
+    compiled = api.compile(graph, target, partition=partition, place=place, seed=seed,
                            calibration=load_calibration(calibration),
                            frontend_options=collect_frontend_options(dt, reset))
     t_compile = time.perf_counter() - t0
@@ -158,10 +178,16 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
         # run long enough for the last input step's effect to reach the outputs on the chip
         ticks = spikes.shape[1] + latency_shift(compiled.graph, compiled.source)
 
-    ev = evaluate(
-        compiled.image, spikes, batch_size=batch_size or default_batch_size(len(spikes), workers),
-        workers=workers, scheduler=scheduler, run_options={"ticks": ticks, "mode": mode},
-    )
+    batch = batch_size or default_batch_size(len(spikes), workers)
+    check_run(compiled.graph, min(batch, len(spikes)) * max(1, workers or 1),
+              ticks or spikes.shape[1], where=str(model))
+    from nmc.progress import Progress
+
+    with Progress("emulate", len(spikes)) as bar:
+        ev = evaluate(
+            compiled.image, spikes, batch_size=batch, workers=workers, scheduler=scheduler,
+            run_options={"ticks": ticks, "mode": mode}, progress=bar,
+        )
     for f in ev.failures:
         click.echo(f"sample {f.index} failed: {f.error}", err=True)
     traces = []

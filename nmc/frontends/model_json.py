@@ -42,6 +42,7 @@ import json
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -485,6 +486,7 @@ class _Reader:
                         ptr + "/key", f"a key selects an array inside a .npz archive; "
                         f"{json.dumps(name)} is a .npy file (drop \"key\")"
                     )
+                self.check_header(path, None, fptr, json.dumps(name))
                 a = np.load(path, allow_pickle=False)
             elif suffix == ".npz":
                 with np.load(path, allow_pickle=False) as z:
@@ -501,6 +503,7 @@ class _Reader:
                             ptr + "/key", f"{json.dumps(key)} is not in {json.dumps(name)}; "
                             f"available keys: {', '.join(keys) or 'none'}"
                         )
+                    self.check_header(path, key, fptr, f"{json.dumps(name)} key {json.dumps(key)}")
                     a = z[key]
             else:
                 raise self.error(
@@ -514,7 +517,8 @@ class _Reader:
                     "loads; save a numeric array (np.save(..., allow_pickle=False))"
                 ) from None
             raise self.error(fptr, f"cannot read {json.dumps(name)}: {e}") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                NotImplementedError) as e:
             raise self.error(fptr, f"cannot read {json.dumps(name)}: {e}") from None
         where = f"{json.dumps(name)}" + (f" key {json.dumps(key)}" if suffix == ".npz" else "")
         if a.dtype.kind not in "iuf":
@@ -522,6 +526,18 @@ class _Reader:
                 fptr, f"{where} holds dtype {a.dtype}; expected integers or floats"
             )
         return a
+
+    def check_header(self, path: Path, key: str | None, fptr: str, label: str) -> None:
+        """Read an array file's header first: numpy allocates the shape the header declares
+        before it reads the data, so a forged or truncated header (8 TB declared in a 1 kB file)
+        must be refused here, with the size, not end in a MemoryError."""
+        from nmc.resources import check_npy, npy_header
+
+        try:
+            header = npy_header(path, key)
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            raise self.error(fptr, f"cannot read {label}: {e}") from None
+        check_npy(header, f"{self.display}: {fptr}: {label}")
 
     def sized(self, value: Any, ptr: str, shape: tuple[int, ...], why: str) -> np.ndarray:
         a = self.array(value, ptr)
@@ -669,6 +685,7 @@ class _Reader:
 
         self.check_names()
         for i, inp in enumerate(doc["inputs"]):
+            self.check_size(tuple(inp["shape"]), f"/inputs/{i}/shape", "shrink the input")
             self.b.add(Input(name=inp["name"], shape=tuple(inp["shape"])))
             self.pointers[inp["name"]] = f"/inputs/{i}"
         for i, p in enumerate(pops):
@@ -733,10 +750,18 @@ class _Reader:
         self.taken.add(name)
         return name
 
+    def check_size(self, shape: tuple[int, ...], ptr: str, fix: str) -> None:
+        """Refuse a population (or input) whose state alone exceeds the memory limit, before
+        anything of its size is allocated (nmc.resources)."""
+        from nmc.resources import check_neurons
+
+        check_neurons(math.prod(shape), f"{self.display}: {ptr}", fix=fix)
+
     def population(self, i: int, p: dict) -> None:
         ptr = f"/populations/{i}"
         cls = self.kinds[p["kind"]]
         shape = tuple(p["shape"])
+        self.check_size(shape, ptr + "/shape", "shrink the population")
         values = self.fields_from(
             cls, p.get("params", {}), f"{ptr}/params", skip=("shape",), shape=shape,
             owner=p["name"], const_prefix=p["name"], native=self.family is not None,

@@ -108,69 +108,181 @@ def conv2d_coo(in_shape: tuple[int, int, int], weight: np.ndarray, stride, paddi
 
 
 class _Reader:
-    def __init__(self, path: Path):
+    """Typed access to the datasets of a netx file: every accessor checks what it reads and
+    names ``file: /layer/k/key`` in its error (a mutated or foreign file can hold anything)."""
+
+    def __init__(self, path: Path, tree: _Group):
         self.path = path
-        self.f = _h5py().File(path, "r")
+        self.f = tree
 
     def where(self, key: str) -> str:
         return f"{self.path.name}: /{key}"
 
+    def _key(self, group, key: str) -> str:
+        return group.name.strip("/") + "/" + key
+
     def get(self, group, key: str, default: Any = None, *, required: bool = True) -> Any:
         if key not in group:
             if required and default is None:
-                raise FrontendError(f"{self.where(group.name.strip('/') + '/' + key)}: missing")
+                raise FrontendError(f"{self.where(self._key(group, key))}: missing")
             return default
-        v = group[key][()]
+        v = group[key]
+        if isinstance(v, _Group):
+            raise FrontendError(f"{self.where(self._key(group, key))}: expected a dataset, got a "
+                                "group")
         if isinstance(v, bytes):
-            return v.decode("ascii")
-        if isinstance(v, np.ndarray) and v.dtype.kind == "S":
-            return v.reshape(-1)[0].decode("ascii")
+            return v.decode("ascii", errors="replace")
+        if isinstance(v, np.ndarray) and v.dtype.kind in "SO" and v.size:
+            first = v.reshape(-1)[0]
+            return first.decode("ascii", errors="replace") if isinstance(first, bytes) else first
         return v
+
+    def text(self, group, key: str) -> str:
+        v = self.get(group, key)
+        if not isinstance(v, str):
+            raise FrontendError(f"{self.where(self._key(group, key))}: expected a string, got "
+                                f"{_short(v)}")
+        return v
+
+    def array(self, group, key: str, default: Any = None, *, required: bool = True) -> np.ndarray:
+        """A finite real array (NaN or inf would silently become garbage integers)."""
+        v = self.get(group, key, default, required=required)
+        a = np.asarray(v)
+        if a.dtype.kind not in "biuf":
+            raise FrontendError(f"{self.where(self._key(group, key))}: expected numbers, got "
+                                f"{_short(v)}")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise FrontendError(f"{self.where(self._key(group, key))}: has NaN or infinite values")
+        if a.size and np.max(np.abs(a)) > 2.0**62:
+            raise FrontendError(f"{self.where(self._key(group, key))}: values out of range "
+                                f"(|x| up to {np.max(np.abs(a)):g})")
+        return a
+
+    def ints(self, group, key: str, default: Any = None, *, required: bool = True,
+             lo: int | None = None, count: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """Integers (a scalar or a list), each >= ``lo``, ``len`` in ``count``."""
+        a = self.array(group, key, default, required=required).reshape(-1)
+        where = self.where(self._key(group, key))
+        if np.any(a != np.round(a)):
+            raise FrontendError(f"{where}: expected integers, got {_short(a)}")
+        vals = tuple(int(x) for x in a.tolist())
+        if count is not None and len(vals) not in count:
+            raise FrontendError(f"{where}: expected {' or '.join(map(str, count))} value(s), got "
+                                f"{len(vals)}")
+        if lo is not None and any(x < lo for x in vals):
+            raise FrontendError(f"{where}: expected integers >= {lo}, got {list(vals)}")
+        return vals
+
+    def int(self, group, key: str, default: Any = None, *, required: bool = True,
+            lo: int | None = None) -> int:
+        return self.ints(group, key, default, required=required, lo=lo, count=(1,))[0]
+
+
+def _short(x: Any) -> str:
+    text = repr(x.tolist() if isinstance(x, np.ndarray) else x)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_netx(path: str | Path, *, input_bias: np.ndarray | None = None,
               name: str | None = None) -> Graph:
     """Read a lava-dl ``.net`` file into a loihi-native graph (see the module doc)."""
+    from nmc.resources import call_with_deadline
+
     path = Path(path)
     if not path.is_file():
         raise FrontendError(f"{path}: no such file")
+    _h5py()  # a missing h5py is reported here, not in the reading process
+    # The HDF5 library can spin forever on a damaged file: read it in a child process that is
+    # killed at the deadline (nmc.resources.call_with_deadline), then build here.
+    tree = call_with_deadline(_read_tree, path, what=f"{path}: reading the HDF5 file")
+    r = _Reader(path, tree)
     try:
-        r = _Reader(path)
+        return _build(r, input_bias, name or path.stem)
+    except IRError as e:
+        raise FrontendError(f"{path}: {e}") from e
+
+
+class _Group(dict):
+    """An HDF5 group read into memory: member name -> _Group or the dataset's value."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def __reduce__(self):  # pickled across the reading process's pipe
+        return (_rebuild_group, (self.name, dict(self)))
+
+
+def _rebuild_group(name: str, items: dict) -> _Group:
+    g = _Group(name)
+    g.update(items)
+    return g
+
+
+def _read_tree(path: Path) -> _Group:
+    """The whole file as nested :class:`_Group` dicts (runs in the reading process)."""
+    from nmc.resources import check_hdf5
+
+    h5py = _h5py()
+    try:
+        # Refuse a file whose datasets declare more than the memory limit before reading any.
+        check_hdf5(path, str(path))
+
+        def walk(g) -> _Group:
+            out = _Group(g.name)
+            for k, v in g.items():
+                out[k] = walk(v) if isinstance(v, h5py.Group) else v[()]
+            return out
+
+        with h5py.File(path, "r") as f:
+            return walk(f)
     except OSError as e:
-        raise FrontendError(f"{path}: not an HDF5 file ({e})") from e
-    with r.f:
-        try:
-            return _build(r, input_bias, name or path.stem)
-        except IRError as e:
-            raise FrontendError(f"{path}: {e}") from e
-        except (KeyError, ValueError, TypeError) as e:
-            raise FrontendError(f"{path}: malformed netx file ({type(e).__name__}: {e})") from e
+        reason = _h5_reason(e)
+        if reason == "not an HDF5 file":
+            raise FrontendError(f"{path}: not an HDF5 file; lava-dl netx files are HDF5 (written "
+                                "by lava-dl's netx export)") from None
+        raise FrontendError(f"{path}: not a readable netx file ({reason})") from None
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        # h5py reports damage found while reading a dataset through these.
+        raise FrontendError(f"{path}: damaged netx file ({type(e).__name__}: {e})") from None
+
+
+def _h5_reason(e: OSError) -> str:
+    """Why HDF5 could not open a file, in one short clause."""
+    text = str(e)
+    if "file signature not found" in text:
+        return "not an HDF5 file"
+    if "truncated file" in text:
+        return "the HDF5 file is truncated"
+    return text.splitlines()[0] if text else "a damaged HDF5 file"
 
 
 def _compartment(r: _Reader, layer, lname: str, size: int, bias: np.ndarray | None):
     key = f"layer/{lname}/neuron"
-    if "neuron" not in layer:
+    if "neuron" not in layer or not isinstance(layer["neuron"], _Group):
         raise FrontendError(f"{r.where(key)}: missing (every layer needs its neuron group)")
     nc = layer["neuron"]
-    kind = r.get(nc, "type")
+    kind = r.text(nc, "type")
     if kind not in ("CUBA", "LOIHI"):
         raise FrontendError(f"{r.where(key + '/type')}: neuron type {kind!r} is not supported "
                             "(CUBA and LOIHI are)")
-    ref = int(r.get(nc, "refDelay", 1, required=False))
+    ref = r.int(nc, "refDelay", 1, required=False, lo=0)
     if ref > 1:
         warnings.warn(f"{r.where(key + '/refDelay')}: refractory delay {ref} is modelled as "
                       f"{ref - 1} silent steps", NmcWarning, stacklevel=3)
     params = dict(
-        du=int(r.get(nc, "iDecay")) - 1, dv=int(r.get(nc, "vDecay")),
-        vth_mant=int(r.get(nc, "vThMant")), bias_exp=6, refractory=max(0, ref - 1),
+        du=r.int(nc, "iDecay") - 1, dv=r.int(nc, "vDecay"),
+        vth_mant=r.int(nc, "vThMant"), bias_exp=6, refractory=max(0, ref - 1),
     )
-    wexp = int(r.get(nc, "wgtExp", 0, required=False))
+    wexp = r.int(nc, "wgtExp", 0, required=False)
     return params, wexp
 
 
-def _build(r: _Reader, input_bias, name: str) -> Graph:
+def _build(r: _Reader, input_bias, name: str) -> Graph:  # noqa: C901 - one branch per layer type
+    from nmc.resources import check_neurons, require
+
     f = r.f
-    if "layer" not in f:
+    if "layer" not in f or not isinstance(f["layer"], _Group):
         raise FrontendError(f"{r.where('layer')}: missing; not a lava-dl netx file")
     layers = f["layer"]
     keys = sorted(layers.keys(), key=lambda k: int(k) if k.isdigit() else 1 << 30)
@@ -181,12 +293,17 @@ def _build(r: _Reader, input_bias, name: str) -> Graph:
     prev_shape: tuple[int, ...] | None = None
     for k in keys:
         layer = layers[k]
-        ltype = r.get(layer, "type")
+        if not isinstance(layer, _Group):
+            raise FrontendError(f"{r.where(f'layer/{k}')}: expected a layer group, got a dataset")
+        ltype = r.text(layer, "type")
         pop = f"layer{k}"
         if ltype == "flatten":
             continue
         if ltype == "input":
-            shape = tuple(int(s) for s in np.atleast_1d(r.get(layer, "shape")))
+            shape = r.ints(layer, "shape", lo=1)
+            if not shape:
+                raise FrontendError(f"{r.where(f'layer/{k}/shape')}: empty shape")
+            check_neurons(math.prod(shape), r.where(f"layer/{k}/shape"), fix="check the shape")
             size = math.prod(shape)
             params, _ = _compartment(r, layer, k, size, None)
             if input_bias is not None:
@@ -195,7 +312,8 @@ def _build(r: _Reader, input_bias, name: str) -> Graph:
                     raise FrontendError(f"input_bias has shape {list(bias.shape)}, the input "
                                         f"layer is {list(shape)} (C, H, W)")
             else:
-                bias = np.full(shape, float(np.asarray(r.get(layer, "bias", 0, required=False)).reshape(-1)[0]))
+                b0 = r.array(layer, "bias", 0, required=False).reshape(-1)
+                bias = np.full(shape, float(b0[0]) if b0.size else 0.0)
             bias = np.trunc(bias).astype(np.int64).reshape(-1)
             b.add(LoihiCompartment(name=pop, shape=(size,), bias_mant=_param(b, pop, bias),
                                    **params))
@@ -206,22 +324,24 @@ def _build(r: _Reader, input_bias, name: str) -> Graph:
             raise FrontendError(f"{r.where(f'layer/{k}/type')}: layer type {ltype!r} is not "
                                 "supported (input, dense, conv, pool, flatten are)")
         if prev is None:  # the first synaptic layer reads the network input
-            n_in = int(r.get(layer, "inFeatures")) if ltype == "dense" else None
             if ltype != "dense":
                 raise FrontendError(f"{r.where(f'layer/{k}')}: a conv/pool first layer needs an "
                                     "input layer giving its shape")
+            n_in = r.int(layer, "inFeatures", lo=1)
+            check_neurons(n_in, r.where(f"layer/{k}/inFeatures"), fix="check the layer sizes")
             prev = b.add(Input(name="x", shape=(n_in,)))
             prev_shape = (n_in,)
         n_prev = math.prod(prev_shape)
         params, wexp = _compartment(r, layer, k, 0, None)
         conn = f"{pop}_syn"
         if ltype == "dense":
-            w = np.trunc(np.asarray(r.get(layer, "weight"), dtype=np.float64)).astype(np.int64)
-            if w.ndim == 1:
+            w = np.trunc(r.array(layer, "weight").astype(np.float64)).astype(np.int64)
+            if w.ndim == 1 and w.size % n_prev == 0 and w.size:
                 w = w.reshape(-1, n_prev)
-            if w.shape[1] != n_prev:
-                raise FrontendError(f"{r.where(f'layer/{k}/weight')}: {w.shape[1]} inputs, the "
-                                    f"previous layer has {n_prev} neurons")
+            if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] != n_prev:
+                raise FrontendError(f"{r.where(f'layer/{k}/weight')}: shape {list(w.shape)}, "
+                                    f"expected [outputs, {n_prev}] (the previous layer has "
+                                    f"{n_prev} neurons)")
             wq, nwb, exp, sign = netx_weight_fit(w)
             b.add(LoihiDense(name=conn, in_features=n_prev, out_features=w.shape[0],
                              weight=b.const(f"{conn}.weight", _legal(wq, nwb, sign)),
@@ -232,24 +352,51 @@ def _build(r: _Reader, input_bias, name: str) -> Graph:
                 raise FrontendError(f"{r.where(f'layer/{k}')}: needs a (C, H, W) input, the "
                                     f"previous layer is {list(prev_shape)}")
             if ltype == "conv":
-                w = np.asarray(r.get(layer, "weight"))
+                w = r.array(layer, "weight")
+                if w.ndim < 4 or math.prod(w.shape[4:]) != 1:
+                    raise FrontendError(f"{r.where(f'layer/{k}/weight')}: shape {list(w.shape)}, "
+                                        "expected (out, in/groups, kh, kw[, 1])")
                 w = np.trunc(w.reshape(w.shape[:4])).astype(np.int64)
-                stride = tuple(int(s) for s in r.get(layer, "stride"))
-                padding = tuple(int(s) for s in r.get(layer, "padding"))
-                dilation = tuple(int(s) for s in r.get(layer, "dilation"))
-                groups = int(r.get(layer, "groups"))
+                stride = r.ints(layer, "stride", lo=1, count=(2,))
+                padding = r.ints(layer, "padding", lo=0, count=(2,))
+                dilation = r.ints(layer, "dilation", lo=1, count=(2,))
+                groups = r.int(layer, "groups", lo=1)
+                c_in = prev_shape[0]
+                if c_in % groups or w.shape[0] % groups or w.shape[1] * groups != c_in \
+                        or 0 in w.shape:
+                    raise FrontendError(
+                        f"{r.where(f'layer/{k}/weight')}: shape {list(w.shape)} with groups = "
+                        f"{groups} does not fit a previous layer of {c_in} channels"
+                    )
             else:  # pool: every channel sums its own window with the layer's scalar weight
-                ks = tuple(int(s) for s in np.atleast_1d(r.get(layer, "kernelSize")))
+                ks = r.ints(layer, "kernelSize", lo=1, count=(1, 2))
                 ks = ks * 2 if len(ks) == 1 else ks
-                pw = int(np.trunc(np.asarray(r.get(layer, "weight")).reshape(-1)[0]))
+                pw_all = r.array(layer, "weight").reshape(-1)
+                if not pw_all.size:
+                    raise FrontendError(f"{r.where(f'layer/{k}/weight')}: empty")
+                pw = int(np.trunc(pw_all[0]))
                 c = prev_shape[0]
-                w = np.zeros((c, 1, *ks), dtype=np.int64) + pw
-                stride = tuple(int(s) for s in np.atleast_1d(r.get(layer, "stride", ks,
-                                                                    required=False)))
+                stride = r.ints(layer, "stride", ks, required=False, lo=1, count=(1, 2))
                 stride = stride * 2 if len(stride) == 1 else stride
                 padding = (0, 0)
                 dilation = (1, 1)
                 groups = c
+                w = None
+            kh, kw = (w.shape[2], w.shape[3]) if w is not None else ks
+            ho = conv_out_len(prev_shape[1], kh, stride[0], padding[0], dilation[0])
+            wo = conv_out_len(prev_shape[2], kw, stride[1], padding[1], dilation[1])
+            if ho <= 0 or wo <= 0:
+                raise FrontendError(f"{r.where(f'layer/{k}')}: a {kh}x{kw} kernel does not fit "
+                                    f"the previous layer's {prev_shape[1]}x{prev_shape[2]} "
+                                    "input")
+            c_out = w.shape[0] if w is not None else prev_shape[0]
+            cg = w.shape[1] if w is not None else 1
+            # conv2d_coo builds index arrays over every output x kernel tap x input channel.
+            require(float(c_out) * cg * kh * kw * ho * wo * 48,
+                    f"lowering this {ltype} layer to synapses", where=r.where(f"layer/{k}"),
+                    fix="check the layer's geometry")
+            if w is None:
+                w = np.zeros((c_out, 1, kh, kw), dtype=np.int64) + pw
             rows, cols, vals, out_shape = conv2d_coo(prev_shape, w, stride, padding, dilation,
                                                      groups)
             # Odd weights do not sit on the mixed 8-bit grid (step 2): store 2w with one less
@@ -269,10 +416,13 @@ def _build(r: _Reader, input_bias, name: str) -> Graph:
         size = math.prod(out_shape)
         bias = None
         if "bias" in layer:
-            bias = np.trunc(np.asarray(layer["bias"][()], dtype=np.float64)).astype(np.int64)
+            bias = np.trunc(r.array(layer, "bias").astype(np.float64)).astype(np.int64)
             per_channel = bias.reshape(-1)
             if len(out_shape) == 3 and per_channel.size == out_shape[0]:
                 bias = np.repeat(per_channel, out_shape[1] * out_shape[2])
+            if bias.size not in (1, size):
+                raise FrontendError(f"{r.where(f'layer/{k}/bias')}: {bias.size} values, expected "
+                                    f"1, {size} (one per neuron) or one per channel")
             bias = np.broadcast_to(bias.reshape(-1), (size,))
         b.add(LoihiCompartment(name=pop, shape=(size,),
                                bias_mant=_param(b, pop, bias) if bias is not None else 0, **params),

@@ -62,23 +62,99 @@ def _nir():
 def load_nir(path: str | Path, *, dt: float | None = None, reset: str | None = None,
              discretization: str = "euler") -> Graph:
     """Read a ``.nir`` file into a float-stage graph (see the module doc for the options)."""
-    nir = _nir()
+    _nir()  # a missing nir package is reported here, not in the reading process
     path = Path(path)
     if not path.is_file():
         raise FrontendError(f"{path}: no such file")
-    try:
-        g = nir.read(str(path))
-    except Exception as first:  # noqa: BLE001 - nir raises many kinds; we retry without checks
-        try:
-            g = nir.read(str(path), type_check=False)
-        except Exception as e:  # noqa: BLE001
-            raise FrontendError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from e
+    from nmc.resources import call_with_deadline
+
+    # The HDF5 library can spin forever on a damaged file: read it in a child process that is
+    # killed at the deadline (nmc.resources.call_with_deadline), then convert here.
+    g, type_check_error = call_with_deadline(_read_file, path,
+                                             what=f"{path}: reading the HDF5 file")
+    if type_check_error is not None:
         warnings.warn(
-            f"{path.name}: the nir package's type check failed ({first}); read without it — "
-            "shapes are inferred from the parameters instead",
+            f"{path.name}: the nir package's type check failed ({type_check_error}); read "
+            "without it — shapes are inferred from the parameters instead",
             NmcWarning, stacklevel=2,
         )
-    return from_nir(g, dt=dt, reset=reset, discretization=discretization, name=path.stem)
+    try:
+        return from_nir(g, dt=dt, reset=reset, discretization=discretization, name=path.stem)
+    except NmcError as e:
+        # from_nir names the node; the file is named here (the graph object has no file).
+        from ir.errors import ResourceError
+
+        cls = ResourceError if isinstance(e, ResourceError) else FrontendError
+        raise cls(f"{path}: {e}") from None
+
+
+def _read_file(path: Path) -> tuple[Any, str | None]:
+    """``nir.read`` of ``path`` with its checks (runs in the reading process): the graph, and
+    the type-check error when the graph only reads without nir's type check."""
+    from nmc.resources import check_hdf5
+
+    nir = _nir()
+    try:
+        # nir.read loads every dataset into memory: refuse a file that declares more than the
+        # memory limit (a chunked dataset can declare terabytes in a few kilobytes) first.
+        check_hdf5(path, str(path))
+    except OSError as e:
+        raise FrontendError(f"{path}: not a readable NIR file ({_h5_reason(e)})") from None
+    _check_structure(path)
+    try:
+        return nir.read(str(path)), None
+    except Exception as first:  # noqa: BLE001 - nir raises many kinds; we retry without checks
+        try:
+            return nir.read(str(path), type_check=False), str(first)
+        except Exception as e:  # noqa: BLE001
+            raise FrontendError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") \
+                from None
+
+
+def _check_structure(path: Path) -> None:
+    """What nir.read would otherwise trip over with an assertion or a KeyError: the ``/node``
+    group, and a node type the nir package knows for every node (nested graphs included)."""
+    import h5py
+
+    nir = _nir()
+    known = {name for name in dir(nir) if isinstance(getattr(nir, name), type)
+             and issubclass(getattr(nir, name), nir.NIRNode) and name != "NIRNode"}
+    problems: list[str] = []
+    try:
+        with h5py.File(path, "r") as f:
+            if not isinstance(f.get("node"), h5py.Group):
+                raise FrontendError(f"{path}: no /node group: not a NIR file (NIR keeps the graph "
+                                    "under /node)")
+
+            def visit(name: str, obj) -> None:
+                parts = name.split("/")
+                if not isinstance(obj, h5py.Dataset) or problems:
+                    return
+                if parts[-1] == "type" and len(parts) >= 3 and parts[-3] == "nodes":
+                    v = obj[()]
+                    t = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                    if t not in known:
+                        problems.append(f"/node/{name}: node type {t!r} is not a NIR node type "
+                                        f"(known: {', '.join(sorted(known))})")
+                elif parts[-1] == "edges" and obj.size and (obj.ndim != 2 or obj.shape[1] != 2):
+                    problems.append(f"/node/{name}: shape {list(obj.shape)}; expected one "
+                                    "[source, target] pair of node names per row")
+
+            f["node"].visititems(visit)
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError):
+        return  # a damaged file: nir.read says so below
+    if problems:
+        raise FrontendError(f"{path}: {problems[0]}")
+
+
+def _h5_reason(e: OSError) -> str:
+    """Why HDF5 could not open a file, in one short clause."""
+    text = str(e)
+    if "file signature not found" in text:
+        return "not an HDF5 file"
+    if "truncated file" in text:
+        return "the HDF5 file is truncated"
+    return text.splitlines()[0] if text else "a damaged HDF5 file"
 
 
 # ------------------------------------------------------------------------------------------
@@ -107,8 +183,8 @@ def _flatten_graph(g: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple
             subs[full] = (ins, outs)
         else:
             nodes[full] = node
-    for a, b in g.edges:
-        a, b = f"{prefix}{a}", f"{prefix}{b}"
+    for edge in _edge_list(g, prefix):
+        a, b = f"{prefix}{edge[0]}", f"{prefix}{edge[1]}"
         srcs = subs[a][1] if a in subs else [a]
         dsts = subs[b][0] if b in subs else [b]
         if len(srcs) != 1 or len(dsts) != 1:
@@ -129,11 +205,59 @@ def _flatten_graph(g: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple
     return nodes, edges
 
 
-def _arr(x: Any) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
+def _edge_list(g: Any, prefix: str) -> list[tuple[str, str]]:
+    """The graph's edges as (source, target) names, checked: a file can hold anything there."""
+    edges = []
+    raw = g.edges if g.edges is not None else []
+    where = f"NIR graph{' ' + prefix.rstrip('.') if prefix else ''}"
+    try:
+        items = list(raw)
+    except TypeError:
+        raise FrontendError(f"{where}: edges must be a list of [source, target] pairs, got "
+                            f"{_short(raw)}") from None
+    for e in items:
+        pair = [x.decode() if isinstance(x, bytes) else x for x in np.asarray(e, dtype=object)
+                .reshape(-1).tolist()] if not isinstance(e, str | bytes) else [e]
+        if len(pair) != 2 or not all(isinstance(x, str) for x in pair):
+            raise FrontendError(f"{where}: edge {_short(e)} is not a [source, target] pair of "
+                                "node names")
+        for x in pair:
+            if x not in g.nodes:
+                raise FrontendError(
+                    f"{where}: edge {pair[0]} -> {pair[1]} names {x!r}, which is not a node; "
+                    f"nodes: {', '.join(map(str, g.nodes)) or 'none'}"
+                )
+        edges.append((pair[0], pair[1]))
+    return edges
 
 
-def _shape_of(t: Any) -> tuple[int, ...] | None:
+class _BadValue(Exception):
+    """A NIR field whose value has the wrong type or form; ``_node`` names the node."""
+
+
+def _short(x: Any) -> str:
+    text = repr(x.tolist() if isinstance(x, np.ndarray) else x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _arr(x: Any, field: str = "a parameter") -> np.ndarray:
+    """``x`` as a float64 array; anything but real numbers is refused (numpy would turn a
+    complex number into its real part and a string into an error deep inside the import)."""
+    a = np.asarray(x.decode() if isinstance(x, bytes) else x)
+    if a.dtype.kind not in "biuf":
+        raise _BadValue(f"{field} must be real numbers, got {_short(x)}")
+    return a.astype(np.float64)
+
+
+def _ints(x: Any, field: str) -> tuple[int, ...]:
+    """``x`` (a number or an array) as a tuple of Python ints; integral finite values only."""
+    a = np.atleast_1d(_arr(x, field)).reshape(-1)
+    if not np.all(np.isfinite(a)) or np.any(a != np.round(a)) or np.any(np.abs(a) > 2**62):
+        raise _BadValue(f"{field} must be integers, got {_short(x)}")
+    return tuple(int(v) for v in a.tolist())
+
+
+def _shape_of(t: Any, field: str = "shape") -> tuple[int, ...] | None:
     if t is None:
         return None
     v = t.get("input", t.get("output")) if isinstance(t, dict) else t
@@ -141,7 +265,9 @@ def _shape_of(t: Any) -> tuple[int, ...] | None:
         v = next(iter(t.values()))
     if v is None:
         return None
-    shp = tuple(int(s) for s in np.atleast_1d(np.asarray(v)).tolist())
+    shp = _ints(v, field)
+    if any(s <= 0 for s in shp):
+        raise _BadValue(f"{field} {list(shp)} must have axis lengths >= 1")
     return shp or None
 
 
@@ -179,7 +305,7 @@ class _Importer:
         return f"NIR node {n!r} ({type(self.nodes[n]).__name__})"
 
     def param(self, n: str, field: str, value: Any, shape: tuple[int, ...]) -> float | Ref:
-        a = _arr(value)
+        a = _arr(value, field)
         if not np.all(np.isfinite(a)):
             raise FrontendError(f"{self.where(n)}: {field} has NaN or infinite values")
         if a.size == 1:
@@ -192,7 +318,7 @@ class _Importer:
 
     def tau(self, n: str, field: str, tau: Any, shape) -> float | Ref:
         """NIR tau -> IR tau for the chosen discretization (see the module doc)."""
-        t = _arr(tau)
+        t = _arr(tau, field)
         if np.any(~np.isfinite(t)) or np.any(t <= 0):
             raise FrontendError(f"{self.where(n)}: {field} must be finite and > 0, got {t.min()}")
         if self.disc == "exact":
@@ -213,7 +339,7 @@ class _Importer:
             return "subtract", 0.0
         if self.reset == "zero":
             return "zero", 0.0
-        vr = _arr(v_reset if v_reset is not None else 0.0)
+        vr = _arr(v_reset if v_reset is not None else 0.0, "v_reset")
         if np.all(vr == 0):
             return "zero", 0.0
         return "v_reset", self.param(n, "v_reset", vr, shape)
@@ -239,6 +365,11 @@ class _Importer:
                 created[n] = None  # resolved through edges below
                 continue
             irnode = self._node(n, node, irname, in_shape)
+            if irnode.category in ("neuron", "io"):
+                from nmc.resources import check_neurons
+
+                check_neurons(math.prod(irnode.out_shape), f"{self.where(n)}: shape "
+                              f"{list(irnode.out_shape)}", fix="check the node's shape")
             self.b.add(irnode)
             created[n] = irname
             out_shape[n] = irnode.out_shape
@@ -342,21 +473,21 @@ class _Importer:
                     raise FrontendError(f"{self.where(n)}: no edge into this output")
                 return Output(name=name, shape=shape)
             if isinstance(node, nir.Affine | nir.Linear):
-                w = _arr(node.weight)
+                w = _arr(node.weight, "weight")
                 if w.ndim != 2:
                     raise FrontendError(f"{self.where(n)}: weight must be 2-D, got {list(w.shape)}")
                 bias = getattr(node, "bias", None)
                 bref = None
-                if bias is not None and np.any(_arr(bias) != 0):
-                    bref = self.b.const(f"{name}.bias", _arr(bias).reshape(-1))
+                if bias is not None and np.any(_arr(bias, "bias") != 0):
+                    bref = self.b.const(f"{name}.bias", _arr(bias, "bias").reshape(-1))
                 return Dense(name=name, in_features=w.shape[1], out_features=w.shape[0],
                              weight=self.b.const(f"{name}.weight", w), bias=bref)
             if isinstance(node, nir.Scale):
-                s = _arr(node.scale)
+                s = _arr(node.scale, "scale")
                 shape = tuple(s.shape) or in_shape
                 return Scale(name=name, shape=shape, factor=self.param(n, "factor", s, shape))
             if isinstance(node, nir.CubaLIF):
-                shape = tuple(_arr(node.v_threshold).shape) or in_shape
+                shape = tuple(_arr(node.v_threshold, "v_threshold").shape) or in_shape
                 mode, vr = self.reset_of(n, node.v_reset, shape)
                 return CubaLIF(
                     name=name, shape=shape, tau_syn=self.tau(n, "tau_syn", node.tau_syn, shape),
@@ -367,7 +498,7 @@ class _Importer:
                     v_reset=vr, reset=mode,
                 )
             if isinstance(node, nir.CubaLI):
-                shape = tuple(_arr(node.v_leak).shape) or in_shape
+                shape = tuple(_arr(node.v_leak, "v_leak").shape) or in_shape
                 return CubaLI(
                     name=name, shape=shape, tau_syn=self.tau(n, "tau_syn", node.tau_syn, shape),
                     tau_mem=self.tau(n, "tau_mem", node.tau_mem, shape),
@@ -375,7 +506,7 @@ class _Importer:
                     r=self.param(n, "r", node.r, shape), w_in=self.param(n, "w_in", node.w_in, shape),
                 )
             if isinstance(node, nir.LIF):
-                shape = tuple(_arr(node.v_threshold).shape) or in_shape
+                shape = tuple(_arr(node.v_threshold, "v_threshold").shape) or in_shape
                 mode, vr = self.reset_of(n, node.v_reset, shape)
                 return LIF(
                     name=name, shape=shape, tau_mem=self.tau(n, "tau_mem", node.tau, shape),
@@ -384,21 +515,21 @@ class _Importer:
                     r=self.param(n, "r", node.r, shape), v_reset=vr, reset=mode,
                 )
             if isinstance(node, nir.LI):
-                shape = tuple(_arr(node.v_leak).shape) or in_shape
+                shape = tuple(_arr(node.v_leak, "v_leak").shape) or in_shape
                 return LI(name=name, shape=shape, tau_mem=self.tau(n, "tau_mem", node.tau, shape),
                           v_leak=self.param(n, "v_leak", node.v_leak, shape),
                           r=self.param(n, "r", node.r, shape))
             if isinstance(node, nir.IF):
-                shape = tuple(_arr(node.v_threshold).shape) or in_shape
+                shape = tuple(_arr(node.v_threshold, "v_threshold").shape) or in_shape
                 mode, vr = self.reset_of(n, node.v_reset, shape)
                 return IF(name=name, shape=shape,
                           v_threshold=self.param(n, "v_threshold", node.v_threshold, shape),
                           r=self.param(n, "r", node.r, shape), v_reset=vr, reset=mode)
             if isinstance(node, nir.I):
-                shape = tuple(_arr(node.r).shape) or in_shape
+                shape = tuple(_arr(node.r, "r").shape) or in_shape
                 return Integrator(name=name, shape=shape, r=self.param(n, "r", node.r, shape))
             if isinstance(node, nir.Threshold):
-                shape = tuple(_arr(node.threshold).shape) or in_shape
+                shape = tuple(_arr(node.threshold, "threshold").shape) or in_shape
                 return Threshold(name=name, shape=shape,
                                  v_threshold=self.param(n, "v_threshold", node.threshold, shape))
             if isinstance(node, nir.Conv2d):
@@ -409,15 +540,17 @@ class _Importer:
                 if in_shape is None or len(in_shape) != 3:
                     raise FrontendError(f"{self.where(n)}: needs a (C, H, W) input, got {in_shape}")
                 cls = SumPool2d if isinstance(node, nir.SumPool2d) else AvgPool2d
-                return cls(name=name, input_shape=in_shape, kernel=_pair(node.kernel_size),
-                           stride=_pair(node.stride), padding=_pair(node.padding))
+                return cls(name=name, input_shape=in_shape,
+                           kernel=_pair(node.kernel_size, "kernel_size"),
+                           stride=_pair(node.stride, "stride"),
+                           padding=_pair(node.padding, "padding"))
             if isinstance(node, nir.Flatten):
                 shape = in_shape or _shape_of(node.input_type)
                 if shape is None:
                     raise FrontendError(f"{self.where(n)}: input shape unknown")
                 return Flatten(name=name, input_shape=shape)
             if isinstance(node, nir.Delay):
-                d = _arr(node.delay)
+                d = _arr(node.delay, "delay")
                 steps = d / self.dt
                 if np.any(np.abs(steps - np.round(steps)) > 1e-6):
                     warnings.warn(f"{self.where(n)}: delays are not whole steps of dt = {self.dt}; "
@@ -427,52 +560,72 @@ class _Importer:
                 val = int(steps.reshape(-1)[0]) if np.all(steps == steps.reshape(-1)[0]) else \
                     self.b.const(f"{name}.delay", steps.reshape(shape))
                 return Delay(name=name, shape=shape, delay=val)
-        except IRError as e:
-            raise FrontendError(f"{self.where(n)}: {e}") from e
+        except (IRError, _BadValue) as e:
+            raise FrontendError(f"{self.where(n)}: {e}") from None
         raise FrontendError(f"{self.where(n)}: node type {type(node).__name__} is not supported")
 
     def _conv2d(self, n, node, name, in_shape):
-        w = _arr(node.weight)
+        w = _arr(node.weight, "weight")
         if w.ndim != 4:
             raise FrontendError(f"{self.where(n)}: weight must be 4-D, got {list(w.shape)}")
-        groups = int(node.groups)
+        groups = _int(node.groups, "groups")
         cin = w.shape[1] * groups
-        spatial = tuple(int(x) for x in np.atleast_1d(node.input_shape)) if \
+        spatial = _ints(node.input_shape, "input_shape") if \
             node.input_shape is not None else (tuple(in_shape[1:]) if in_shape else None)
         if spatial is None or len(spatial) != 2:
             raise FrontendError(f"{self.where(n)}: input size unknown")
         kernel = (w.shape[2], w.shape[3])
-        dil = _pair(node.dilation)
+        dil = _pair(node.dilation, "dilation")
         pad = _padding(node.padding, kernel, dil, self.where(n))
-        bias = _arr(node.bias).reshape(-1) if node.bias is not None else None
-        bref = self.b.const(f"{name}.bias", np.broadcast_to(bias, (w.shape[0],)).copy()) \
-            if bias is not None and np.any(bias != 0) else None
+        bref = self._conv_bias(n, node, name, w.shape[0])
         return Conv2d(name=name, input_shape=(cin, *spatial), out_channels=w.shape[0],
-                      kernel=kernel, stride=_pair(node.stride), padding=pad, dilation=dil,
+                      kernel=kernel, stride=_pair(node.stride, "stride"), padding=pad, dilation=dil,
                       groups=groups, weight=self.b.const(f"{name}.weight", w), bias=bref)
 
     def _conv1d(self, n, node, name, in_shape):
-        w = _arr(node.weight)
+        w = _arr(node.weight, "weight")
         if w.ndim != 3:
             raise FrontendError(f"{self.where(n)}: weight must be 3-D, got {list(w.shape)}")
-        groups = int(node.groups)
-        length = int(np.atleast_1d(node.input_shape)[0]) if node.input_shape is not None else \
-            (in_shape[1] if in_shape else None)
+        groups = _int(node.groups, "groups")
+        length = _ints(node.input_shape, "input_shape")[0] if node.input_shape is not None else \
+            (in_shape[1] if in_shape and len(in_shape) > 1 else None)
         if length is None:
             raise FrontendError(f"{self.where(n)}: input length unknown")
-        dil = int(np.atleast_1d(node.dilation)[0])
+        dil = _int(node.dilation, "dilation")
         pad = _padding(node.padding, (w.shape[2],), (dil,), self.where(n))[0]
-        bias = _arr(node.bias).reshape(-1) if node.bias is not None else None
-        bref = self.b.const(f"{name}.bias", np.broadcast_to(bias, (w.shape[0],)).copy()) \
-            if bias is not None and np.any(bias != 0) else None
+        bref = self._conv_bias(n, node, name, w.shape[0])
         return Conv1d(name=name, input_shape=(w.shape[1] * groups, length),
                       out_channels=w.shape[0], kernel=w.shape[2],
-                      stride=int(np.atleast_1d(node.stride)[0]), padding=pad, dilation=dil,
+                      stride=_int(node.stride, "stride"), padding=pad, dilation=dil,
                       groups=groups, weight=self.b.const(f"{name}.weight", w), bias=bref)
 
+    def _conv_bias(self, n, node, name: str, out_channels: int) -> Ref | None:
+        """The bias of a convolution: one per output channel (or one for all)."""
+        if node.bias is None:
+            return None
+        bias = _arr(node.bias, "bias").reshape(-1)
+        if bias.size not in (1, out_channels):
+            raise _BadValue(f"bias has {bias.size} values, expected {out_channels} (one per "
+                            "output channel)")
+        if not np.all(np.isfinite(bias)):
+            raise _BadValue("bias has NaN or infinite values")
+        if not np.any(bias != 0):
+            return None
+        return self.b.const(f"{name}.bias", np.broadcast_to(bias, (out_channels,)).copy())
 
-def _pair(x: Any) -> tuple[int, int]:
-    a = [int(v) for v in np.atleast_1d(np.asarray(x)).tolist()]
+
+def _int(x: Any, field: str) -> int:
+    """One integer: a number or a one-element array (NIR stores scalars both ways)."""
+    v = _ints(x, field)
+    if len(v) < 1:
+        raise _BadValue(f"{field} must be an integer, got {_short(x)}")
+    return v[0]
+
+
+def _pair(x: Any, field: str = "a size") -> tuple[int, int]:
+    a = _ints(x, field)
+    if len(a) not in (1, 2):
+        raise _BadValue(f"{field} must be one or two integers, got {_short(x)}")
     return (a[0], a[0]) if len(a) == 1 else (a[0], a[1])
 
 
@@ -489,7 +642,9 @@ def _padding(p: Any, kernel: tuple, dil: tuple, where: str) -> tuple[int, ...]:
                                     "pad explicitly")
             return tuple(t // 2 for t in total)
         raise FrontendError(f"{where}: padding {p!r} is not 'same', 'valid' or a number")
-    a = [int(v) for v in np.atleast_1d(np.asarray(p)).tolist()]
+    a = list(_ints(p, "padding"))
+    if len(a) not in (1, len(kernel)):
+        raise _BadValue(f"padding must be one integer or {len(kernel)}, got {_short(p)}")
     return tuple(a * len(kernel)) if len(a) == 1 else tuple(a)
 
 
