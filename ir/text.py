@@ -787,13 +787,23 @@ class _Reader:
         label = self._sidecar_label()
         if cname not in npz.files:
             raise self.error_at(name_tok, f"const {cname}: sidecar {label} has no array {cname!r}")
+        declared = f"{_DTYPE_NAME[(dtype.kind, dtype.itemsize)]}[{', '.join(map(str, shape))}]"
+        head = _npz_header(npz, cname)
+        if head is not None:  # refuse a mismatch from the header, before allocating the data
+            h_dtype, h_shape = head
+            h_name = _DTYPE_NAME.get((h_dtype.kind, h_dtype.itemsize), str(h_dtype))
+            held = f"{h_name}[{', '.join(map(str, h_shape))}]"
+            if held != declared:
+                raise self.error_at(
+                    name_tok,
+                    f"const {cname}: sidecar {label} holds {held}, the text declares {declared}",
+                )
         try:
             arr = np.asarray(npz[cname])
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
             raise self.error_at(
                 name_tok, f"const {cname}: cannot read {cname!r} from sidecar {label} ({e})"
             ) from None
-        declared = f"{_DTYPE_NAME[(dtype.kind, dtype.itemsize)]}[{', '.join(map(str, shape))}]"
         held_dtype = _DTYPE_NAME.get((arr.dtype.kind, arr.dtype.itemsize), str(arr.dtype))
         held = f"{held_dtype}[{', '.join(map(str, arr.shape))}]"
         if held != declared:
@@ -868,6 +878,23 @@ class _Reader:
             # A kind's own checks tripped over a value of the wrong type (e.g. a number where
             # it indexes a tuple): still the user's input, so a located error, not a traceback.
             raise self.error_at(name_tok, f"{owner}: bad field value ({e})") from None
+
+
+def _npz_header(npz: Any, name: str) -> tuple[np.dtype, tuple[int, ...]] | None:
+    """(dtype, shape) from an .npz member's .npy header without reading its data; None when the
+    sidecar is not a zip archive (a dict) or the header cannot be read (loading then reports)."""
+    zf = getattr(npz, "zip", None)
+    if zf is None:
+        return None
+    try:
+        with zf.open(name + ".npy") as f:
+            version = np.lib.format.read_magic(f)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, _fortran, dt = reader(f)
+        return np.dtype(dt), tuple(int(n) for n in shape)
+    except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 class _DictSidecar:

@@ -171,9 +171,6 @@ def test_fuzz_nmir_parser():
     run()
 
 
-@pytest.mark.xfail(strict=True, reason="ir/text.py loads a sidecar array before comparing its "
-                   "header with the declared dtype/shape (change request in the robustness "
-                   "report): a forged header ends in MemoryError")
 def test_forged_sidecar_header_is_refused(tmp_path: Path):
     """A sidecar member whose header claims 8 TB, for a constant the text declares f64[20]:
     the parser must refuse it from the header (a ParseError), not allocate it."""
