@@ -30,7 +30,6 @@ the core, the object, the value and the fix. The writer is deterministic.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,13 @@ from emulator import format as F
 from emulator import format_brainscales2 as F2
 from ir.errors import CompileError
 from ir.graph import Graph
-from nmc.backend.writer import Strings, _dims, _json_safe, _resolve, model_hash
+from nmc.backend.writer import (
+    Strings,
+    _dims,
+    _resolve,
+    params_payload,
+    provenance_bytes,
+)
 
 
 class BSS2Writer:
@@ -604,46 +609,10 @@ class BSS2Writer:
         return F.COUNT_HEADER.pack(dict(count=len(recs))) + F.POPULATION.pack(recs)
 
     def _params_payload(self) -> bytes:
-        specs = {p.key: p for p in F2.PARAMS}
-        recs = []
-        for key in sorted(self.params):
-            value, source = self.params[key]
-            spec = specs[key]
-            r = dict(key=self.strings(key), source=self.strings(source))
-            if spec.type == "int":
-                r.update(type=1, ivalue=int(value))
-            elif spec.type == "float":
-                r.update(type=2, fvalue=float(value))
-            else:
-                r.update(type=3, svalue=self.strings(str(value)))
-            recs.append(r)
-        return F.COUNT_HEADER.pack(dict(count=len(recs))) + F.PARAM_RECORD.pack(recs)
+        return params_payload(self.strings, self.params, F2.PARAMS)
 
     def _provenance(self) -> bytes:
-        import nmc
-
-        passes = self.g.attrs.get("passes", {})
-        options = {}
-        if isinstance(passes, dict):
-            for k, v in passes.items():
-                if isinstance(v, dict) and "options" in v:
-                    options[k] = v["options"]
-        prov = {
-            "format": "nmc-image",
-            "compiler": f"nmc {nmc.__version__}",
-            "graph": self.g.name,
-            "model_sha256": model_hash(self.g),
-            "target": self.prof.name,
-            "profile_sha256": self.prof.sha256,
-            "strategy": self.m.get("strategy"),
-            "pass_options": options,
-        }
-        for key in ("source_sha256", "provenance"):
-            if key in self.g.attrs:
-                prov[key] = self.g.attrs[key]
-        text = json.dumps(_json_safe(prov), sort_keys=True, separators=(",", ":"),
-                          allow_nan=False, default=str)
-        return text.encode("utf-8")
+        return provenance_bytes(self.g, self.prof, self.m)
 
 
 def params_problem(P: dict[str, Any]) -> str | None:

@@ -574,45 +574,10 @@ class _Writer:
         return F.assemble(sections)
 
     def _params_payload(self) -> bytes:
-        recs = []
-        for key in sorted(self.params):
-            value, source = self.params[key]
-            spec = next(p for p in F.PARAMS_BY_FAMILY[self.prof.family] if p.key == key)
-            r = dict(key=self.strings(key), source=self.strings(source))
-            if spec.type == "int":
-                r.update(type=1, ivalue=int(value))
-            elif spec.type == "float":
-                r.update(type=2, fvalue=float(value))
-            else:
-                r.update(type=3, svalue=self.strings(str(value)))
-            recs.append(r)
-        return F.COUNT_HEADER.pack(dict(count=len(recs))) + F.PARAM_RECORD.pack(recs)
+        return params_payload(self.strings, self.params, F.PARAMS_BY_FAMILY[self.prof.family])
 
     def _provenance(self) -> bytes:
-        import nmc
-
-        passes = self.g.attrs.get("passes", {})
-        options = {}
-        if isinstance(passes, dict):
-            for k, v in passes.items():
-                if isinstance(v, dict) and "options" in v:
-                    options[k] = v["options"]
-        prov = {
-            "format": "nmc-image",
-            "compiler": f"nmc {nmc.__version__}",
-            "graph": self.g.name,
-            "model_sha256": model_hash(self.g),
-            "target": self.prof.name,
-            "profile_sha256": self.prof.sha256,
-            "strategy": self.m.get("strategy"),
-            "pass_options": options,
-        }
-        for key in ("source_sha256", "provenance"):
-            if key in self.g.attrs:
-                prov[key] = self.g.attrs[key]
-        text = json.dumps(_json_safe(prov), sort_keys=True, separators=(",", ":"),
-                          allow_nan=False, default=str)
-        return text.encode("utf-8")
+        return provenance_bytes(self.g, self.prof, self.m)
 
     def _symbols(self) -> bytes:
         recs = []
@@ -1190,6 +1155,53 @@ class _LoihiWriter(_Writer):
             w_x=F.bitlen(self.mesh[0] - 1), w_y=F.bitlen(self.mesh[1] - 1),
             w_axon=F.bitlen(int(P("core.axons_in")) - 1))
         return env
+
+def params_payload(strings: Any, params: dict[str, tuple[Any, str]], specs: Any) -> bytes:
+    """The PARAMS section: one record per profile number the emulator needs, with its source."""
+    by_key = {p.key: p for p in specs}
+    recs = []
+    for key in sorted(params):
+        value, source = params[key]
+        spec = by_key[key]
+        r = dict(key=strings(key), source=strings(source))
+        if spec.type == "int":
+            r.update(type=1, ivalue=int(value))
+        elif spec.type == "float":
+            r.update(type=2, fvalue=float(value))
+        else:
+            r.update(type=3, svalue=strings(str(value)))
+        recs.append(r)
+    return F.COUNT_HEADER.pack(dict(count=len(recs))) + F.PARAM_RECORD.pack(recs)
+
+
+def provenance_bytes(graph: Graph, profile: Any, mapping: dict[str, Any]) -> bytes:
+    """The PROVENANCE section: compiler version, model and profile hashes, pass options (no
+    timestamps, so identical input gives identical bytes), as canonical JSON."""
+    import nmc
+
+    passes = graph.attrs.get("passes", {})
+    options = {}
+    if isinstance(passes, dict):
+        for k, v in passes.items():
+            if isinstance(v, dict) and "options" in v:
+                options[k] = v["options"]
+    prov = {
+        "format": "nmc-image",
+        "compiler": f"nmc {nmc.__version__}",
+        "graph": graph.name,
+        "model_sha256": model_hash(graph),
+        "target": profile.name,
+        "profile_sha256": profile.sha256,
+        "strategy": mapping.get("strategy"),
+        "pass_options": options,
+    }
+    for key in ("source_sha256", "provenance"):
+        if key in graph.attrs:
+            prov[key] = graph.attrs[key]
+    text = json.dumps(_json_safe(prov), sort_keys=True, separators=(",", ":"),
+                      allow_nan=False, default=str)
+    return text.encode("utf-8")
+
 
 def _has_duplicates(key: np.ndarray, span: int) -> bool:
     """True when the non-negative integer ``key`` (all < ``span``) holds a value twice: a count
