@@ -90,7 +90,10 @@ def compile(  # noqa: A001 - the natural name for the API
     from nmc.passes.flow import default_flow
     from nmc.progress import Progress
 
+    from nmc.resources import check_compile
+
     source = load(model, **(frontend_options or {}))
+    check_compile(source)  # refuse absurd sizes (the --max-memory limit) before any pass runs
     profile = load_profile(target)
     options = dict(partition=partition, place=place, calibration=calibration, seed=seed,
                    **(quantize_options or {}))
