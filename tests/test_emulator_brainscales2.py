@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_image import strategies
 
 import emulator
 from emulator import brainscales2 as B2
@@ -135,7 +136,7 @@ def compiled(seed: int, kind: str = "native"):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # quantizer notes (subtract resets, clipping)
-            r = compile_graph(g, TARGET).graph
+            r = compile_graph(g, TARGET, **strategies(seed)).graph
             return r, write_image(r, TARGET)
     except NmcError:
         return None
@@ -316,6 +317,30 @@ def test_fast_mode_matches_reference_on_random_graphs(corpus):
         res = assert_same(g, chip, inputs_for(g, seed))
         saturated += sum(res.stats["counters"]["overflows"].values()) > 0
     assert saturated >= 10  # the saturating rails are exercised too
+
+
+@pytest.fixture
+def _only_when_asked(request):
+    """Slow tests run only when selected (``-m slow``); a plain ``pytest`` (CI) skips them."""
+    mark = request.config.getoption("markexpr") or ""
+    if "slow" not in mark or "not slow" in mark:
+        pytest.skip("slow: run with -m slow")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_only_when_asked")
+@pytest.mark.parametrize("block", range(8))
+def test_fast_and_cycle_match_reference_on_many_more_random_graphs(block):
+    """Seeds 130..529 (most compile), both modes; with the CI corpus over 300 graphs."""
+    for seed in range(130 + 50 * block, 180 + 50 * block):
+        res = compiled(seed)
+        if res is None:
+            continue
+        g, img = res
+        chip = emulator.load(img)
+        ins = inputs_for(g, seed, ticks=16)
+        assert_same(g, chip, ins, "fast")
+        assert_same(g, chip, ins, "cycle", overrun="stretch")
 
 
 def test_cycle_mode_matches_reference_and_visiting_order_changes_nothing(corpus):

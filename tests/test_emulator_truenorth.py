@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_image import strategies
 
 import emulator
 from emulator import format as F
@@ -129,7 +130,8 @@ def compiled_tn(seed: int, profile: str | None = None):
         g = random_tn_graph(seed, "tn-wrap10", v_bits=10, overflow="wrap")
         target = Path(profile)
     try:
-        routed = compile_graph(g, target, fanout=("auto", "splitter", "copy")[seed % 3]).graph
+        routed = compile_graph(g, target, fanout=("auto", "splitter", "copy")[seed % 3],
+                               **strategies(seed // 3)).graph
         return g, routed, write_image(routed, target)
     except NmcError:
         return None

@@ -75,6 +75,13 @@ def two_core_graph(target: str = "golden-loihi", mapping: dict | None = None):
     return g.replace(mapping=m)
 
 
+def strategies(seed: int) -> dict:
+    """Mapping strategies by seed, so that the random corpora cover every partition x place
+    combination."""
+    return {"partition": ("contiguous", "mincut")[seed % 2],
+            "place": ("greedy", "anneal")[(seed // 2) % 2]}
+
+
 @functools.cache
 def compiled(seed: int, target: str = "loihi-mini"):
     """A random Loihi graph compiled (partition, place, route) for ``target``; None when the
@@ -83,7 +90,7 @@ def compiled(seed: int, target: str = "loihi-mini"):
     from nmc.passes.flow import compile_graph
 
     try:
-        g = compile_graph(random_loihi_graph(seed), target).graph
+        g = compile_graph(random_loihi_graph(seed), target, **strategies(seed)).graph
         return g, write_image(g, target)
     except CompileError:
         return None
