@@ -42,5 +42,14 @@ def need_path(path: Path) -> Path:
 
 
 @pytest.fixture
+def _only_when_asked(request):
+    """Slow tests run only when selected (``-m slow``); a plain ``pytest`` (CI) skips them even
+    when they are named on the command line."""
+    mark = request.config.getoption("markexpr") or ""
+    if "slow" not in mark or "not slow" in mark:
+        pytest.skip("slow: run with -m slow")
+
+
+@pytest.fixture
 def conformance() -> Path:
     return need_path(CONFORMANCE)

@@ -319,12 +319,6 @@ def test_fast_mode_matches_reference_on_random_graphs(corpus):
     assert saturated >= 10  # the saturating rails are exercised too
 
 
-@pytest.fixture
-def _only_when_asked(request):
-    """Slow tests run only when selected (``-m slow``); a plain ``pytest`` (CI) skips them."""
-    mark = request.config.getoption("markexpr") or ""
-    if "slow" not in mark or "not slow" in mark:
-        pytest.skip("slow: run with -m slow")
 
 
 @pytest.mark.slow

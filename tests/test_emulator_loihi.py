@@ -29,12 +29,6 @@ from nmc.backend.writer import write_image
 SEEDS = list(range(24))
 
 
-@pytest.fixture
-def _only_when_asked(request):
-    """Slow tests run only when selected (``-m slow``); a plain ``pytest`` (CI) skips them."""
-    if "slow" not in (request.config.getoption("markexpr") or "") or "not slow" in (
-            request.config.getoption("markexpr") or ""):
-        pytest.skip("slow: run with -m slow")
 
 
 @pytest.fixture(scope="module")

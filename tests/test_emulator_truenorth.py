@@ -225,12 +225,6 @@ def test_chip_equals_quantized_graph_after_extra_latency(corpus):
     assert checked >= 15
 
 
-@pytest.fixture
-def _only_when_asked(request):
-    """Slow tests run only when selected (``-m slow``); a plain ``pytest`` (CI) skips them."""
-    mark = request.config.getoption("markexpr") or ""
-    if "slow" not in mark or "not slow" in mark:
-        pytest.skip("slow: run with -m slow")
 
 
 @pytest.mark.slow

@@ -25,12 +25,6 @@ from emulator.errors import EmulatorError, LoadError
 from nmc.backend.writer import write_image
 
 
-@pytest.fixture
-def _only_when_asked(request):
-    """Slow tests run only when selected (``-m slow``); a plain ``pytest`` (CI) skips them."""
-    if "slow" not in (request.config.getoption("markexpr") or "") or "not slow" in (
-            request.config.getoption("markexpr") or ""):
-        pytest.skip("slow: run with -m slow")
 
 
 @pytest.fixture(scope="module")
