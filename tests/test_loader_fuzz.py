@@ -25,8 +25,6 @@ from emulator.errors import EmulatorError, LoadError
 from nmc.backend.writer import write_image
 
 
-
-
 @pytest.fixture(scope="module")
 def images():
     from test_image_truenorth import compiled_tn
