@@ -18,8 +18,10 @@ merged circuits)::
         spike = v >= v_threshold << v_frac  and not readout
         if spike:  v = v_reset << v_frac;  ref = refractory << refractory_clock
 
-``trunc`` rounds toward zero. Initial state: ``v = v_leak << v_frac``, currents 0, ``ref`` 0. A
-spike (or host event) of tick ``t`` reaches a row of delay ``d`` at tick ``t + d``. A saturation
+``trunc`` rounds toward zero. Initial state: ``v = v_leak << v_frac``, currents 0, ``ref`` 0; a
+host reset after tick ``t`` (``run(..., resets=...)``) puts a neuron back into it before tick
+``t + 1`` (events already on their way still arrive). A spike (or host event) of tick ``t``
+reaches a row of delay ``d`` at tick ``t + d``. A saturation
 (a current above ``I_MAX``, or ``v`` outside the rails while not refractory) is counted per
 register (``overflows["i"]``, ``overflows["v"]``); a strict run raises StateOverflowError at the
 first one.
@@ -673,6 +675,13 @@ def _initial_state(prog: BSS2Program, B: int) -> dict[str, np.ndarray]:
                 ref=np.zeros((B, N), np.int64))
 
 
+def _reset_state(prog: BSS2Program, st: dict, idx: np.ndarray) -> None:
+    """Neurons ``idx`` (global ids) of every sample back to the initial state (in place)."""
+    st["v"][:, idx] = prog.rest[idx]
+    for k in ("i_exc", "i_inh", "ref"):
+        st[k][:, idx] = 0
+
+
 def _active(prog: BSS2Program, st: dict, s: np.ndarray, n0: int = 0, n1: int | None = None
             ) -> np.ndarray:
     """Neurons with work this tick (ours): a spike, a current, refractory, or v away from rest
@@ -714,6 +723,11 @@ class FastEngine:
     def close(self) -> None:
         self.g.close()
 
+    def reset(self, idx: np.ndarray, t: int) -> None:
+        """A host reset after tick ``t``: neurons ``idx`` (global ids) back to the initial
+        state (v at v_leak, currents and refractory counter 0); events on their way are kept."""
+        _reset_state(self.p, self.st, idx)
+
     def step(self, t: int, act_in_hist: Any) -> np.ndarray:
         """Advance to tick ``t``; ``act_in_hist(tau)``: active input channels of tick tau per
         sample (or None). Returns the spikes (B, N) bool."""
@@ -742,6 +756,11 @@ class CoreEngine:
         st["ring"] = np.zeros((prog.max_delay + 1, batch, prog.L), np.int64)
         self.state = st
         self.overflows = {"v": 0, "i": 0}
+
+    def reset(self, idx: np.ndarray, t: int) -> None:
+        """A host reset after tick ``t`` (committed state): neurons ``idx`` back to the initial
+        state; the arrival ring (events on their way) is kept."""
+        _reset_state(self.p, self.state, idx)
 
     def tick(self, t: int, inbox: list[np.ndarray], order: list[int]) -> dict:
         """Run tick ``t`` over the hemispheres in ``order``. ``inbox[c]``: (B, n_axons) bool, the

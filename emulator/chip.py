@@ -335,12 +335,17 @@ class Chip:
 
     # ---- running ----------------------------------------------------------------------------
     def run(self, inputs: Any = None, ticks: int | None = None, *, batch: int | None = None,
-            mode: str = "fast", probes: Any = (), strict: bool = False, **options: Any):
-        """Run the chip; see :func:`emulator.runner.run` for the arguments and the result."""
+            mode: str = "fast", probes: Any = (), strict: bool = False, resets: Any = None,
+            mismatch: Any = None, **options: Any):
+        """Run the chip; see :func:`emulator.runner.run` for the arguments and the result.
+
+        ``resets={population: ticks}``: host resets after those ticks (``"*"``: every
+        population); ``mismatch=sigma | (sigma, seed)``: BrainScaleS-2 analog fixed-pattern
+        noise. The runner's module doc states both."""
         from emulator.runner import run
 
         return run(self, inputs, ticks, batch=batch, mode=mode, probes=probes, strict=strict,
-                   **options)
+                   resets=resets, mismatch=mismatch, **options)
 
     def __repr__(self) -> str:
         return (f"<Chip {self.graph_name!r} family {self.family} profile {self.profile_name}: "

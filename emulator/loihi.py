@@ -15,7 +15,9 @@ tick ``t``, exactly as the integer reference interpreter (``ir/native/loihi.py``
 
 A spike emitted at tick t reaches a synapse of delay d at tick t + d (d >= 1); a host input event
 of tick t likewise. Decays round toward zero; exponent shifts floor. Overflow: u wraps, v saturates
-(counted; a strict run raises :class:`StateOverflowError` instead).
+(counted; a strict run raises :class:`StateOverflowError` instead). A host reset after tick t
+(``run(..., resets=...)``) sets u, v and the refractory counter back to 0 before tick t + 1;
+synaptic events already on their way still arrive.
 
 Engines (synaptic delivery is shared with the other families, ``emulator/synapses.py``):
 
@@ -185,6 +187,15 @@ class FastEngine:
     def close(self) -> None:
         self.g.close()
 
+    def reset(self, idx: np.ndarray, t: int) -> None:
+        """A host reset after tick ``t``: u, v and the refractory counters of compartments
+        ``idx`` (global ids) back to 0 in every sample; events already on their way (the
+        dendritic accumulators) are kept."""
+        self.u[:, idx] = 0.0
+        self.v[:, idx] = 0.0
+        if self.ref is not None:
+            self.ref[:, idx] = 0.0
+
     def step(self, t: int, act_in_hist: Any) -> np.ndarray:
         """Advance to tick ``t``. ``act_in_hist(tau)`` gives the active input channels of tick
         tau per sample (list of arrays) or None. Returns the spikes (B, N) bool."""
@@ -252,6 +263,12 @@ class CoreEngine:
         self.uhi = 1 << (prog.U - 1)
         self.overflows = {"u": 0, "v": 0}
         self.classes = np.zeros(L, np.int64)
+
+    def reset(self, idx: np.ndarray, t: int) -> None:
+        """A host reset after tick ``t`` (committed state): u, v and the refractory counters of
+        compartments ``idx`` back to 0; the dendritic ring (events on their way) is kept."""
+        for k in ("u", "v", "ref"):
+            self.state[k][:, idx] = 0
 
     def tick(self, t: int, inbox: list[np.ndarray], order: list[int]) -> dict:
         """Run tick ``t`` over every core in ``order``.

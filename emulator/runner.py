@@ -16,6 +16,24 @@ Modes: ``fast`` (functional, vectorised over cores and batch) and ``cycle`` (per
 plus the network on chip, cycle by cycle). Both give the same spikes wherever no tick overruns
 (and always with ``noc.overrun = stretch``).
 
+Host resets, ``resets={population: ticks}``: after tick ``t`` (its spikes emitted, outputs and
+probes recorded) the neuron state of the population goes back to its initial value in every
+sample, so tick ``t + 1`` starts from rest (Lava's ``io.reset.Reset``; the integer reference
+interpreter's ``run_int(..., resets=...)``, which rebuilds the node's kernel). Which registers:
+Loihi u, v and the refractory counter (to 0); TrueNorth V (to 0) and the neuron's PRN tick
+(restarted, so a reset sample draws what a fresh run draws); BrainScaleS-2 v (to v_leak), both
+synaptic currents and the refractory counter. Synaptic events already on their way (dendritic
+accumulators, axon schedulers, arrival rings) are not touched: they belong to the connections,
+which the reference does not reset with the population. Ticks are a list of integers in
+``0 .. T-1``, an integer, a ``slice`` over ``range(T)`` (``slice(16, None, 17)``: 16, 33, ...),
+or a list of any of these; the name ``"*"`` stands for every population.
+
+Analog mismatch, ``mismatch=sigma | (sigma, seed) | "SIGMA[:SEED]"`` (BrainScaleS-2 only): runs a
+chip instance whose analog codes carry seeded fixed-pattern noise of ``sigma`` codes
+(``emulator.brainscales2.fixed_pattern_noise``; ``"profile"`` takes the image's
+``analog.fpn_sigma_codes``); the same ``(sigma, seed)`` gives the same instance, sigma 0 the
+ideal chip. ``stats["mismatch"]`` records it.
+
 Counters (totals over the batch): ``synaptic_ops`` (synapses processed for the axon events
 delivered during the run), ``spikes`` (compartment spikes), ``input_events`` (host spikes),
 ``packets`` (one per route entry of a spike), ``hops_ew``/``hops_ns`` (link traversals),
@@ -276,12 +294,159 @@ def normalise_inputs(chip: Any, inputs: Any, ticks: int | None,
 
 
 # ------------------------------------------------------------------------------------------
+# Host resets and analog mismatch (module doc)
+# ------------------------------------------------------------------------------------------
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+
+
+def reset_ticks(name: str, at: Any, T: int) -> np.ndarray:
+    """The sorted distinct ticks of one population's resets in a ``T``-tick run (module doc for
+    the accepted forms); InputError naming the population and the tick for anything else."""
+    where = f"resets[{name!r}]"
+    if isinstance(at, slice):
+        for part in ("start", "stop", "step"):
+            v = getattr(at, part)
+            if v is not None and (not _is_int(v) or v < (1 if part == "step" else 0)):
+                raise InputError(f"{where}: slice {part} {v!r} must be "
+                                 + ("a positive integer" if part == "step" else
+                                    "a non-negative integer"))
+        ticks = np.arange(T, dtype=np.int64)[at]
+        if ticks.size == 0:
+            raise InputError(f"{where}: slice({at.start}, {at.stop}, {at.step}) selects no tick "
+                             f"of the {T}-tick run")
+        return ticks
+    if _is_int(at):
+        items: list = [at]
+    elif isinstance(at, str | bytes | Mapping) or not hasattr(at, "__iter__"):
+        raise InputError(f"{where}: {at!r} is not a tick, a list of ticks or a slice")
+    else:
+        items = list(np.asarray(at).ravel()) if isinstance(at, np.ndarray) else list(at)
+    parts = []
+    for x in items:
+        if isinstance(x, slice) or (not _is_int(x) and hasattr(x, "__iter__")
+                                    and not isinstance(x, str | bytes | Mapping)):
+            parts.append(reset_ticks(name, x, T))  # a slice or a nested list of ticks
+            continue
+        if not _is_int(x):
+            raise InputError(f"{where}: tick {x!r} is not an integer")
+        if not 0 <= x < T:
+            raise InputError(f"{where}: tick {int(x)} is outside 0..{T - 1} (the run has {T} "
+                             f"ticks; a reset after tick t puts the state back before tick t + 1)")
+        parts.append(np.array([int(x)], np.int64))
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def reset_schedule(chip: Any, off: np.ndarray, resets: Mapping[str, Any] | None,
+                   T: int) -> dict[int, np.ndarray]:
+    """``{tick: global neuron ids}`` of the host resets (``off``: each core's first global
+    neuron id); InputError naming an unknown population or a tick out of range."""
+    if not resets:
+        return {}
+    if not isinstance(resets, Mapping):
+        raise InputError(f"resets must map population names to ticks (e.g. {{'h1': [16, 33]}}), "
+                         f"not {type(resets).__name__}")
+    pops = {p.name: p for p in chip.populations}
+    per_tick: dict[int, list[np.ndarray]] = {}
+    for name, at in resets.items():
+        if name == "*":
+            targets = list(pops.values())
+        elif name in pops:
+            targets = [pops[name]]
+        else:
+            raise InputError(f"resets: chip {chip.graph_name} has no population {name!r}; "
+                             f"populations: {', '.join(pops) or 'none'} (or '*' for all)")
+        ids = np.concatenate([off[p.core] + p.local for p in targets]).astype(np.int64)
+        for t in reset_ticks(name, at, T).tolist():
+            per_tick.setdefault(t, []).append(ids)
+    return {t: np.unique(np.concatenate(v)) for t, v in per_tick.items()}
+
+
+def parse_resets(specs: Sequence[str]) -> dict[str, list]:
+    """``resets`` from command-line specs ``NAME@T1,T2,...`` or ``NAME@every:P[+O]`` (ticks O,
+    O + P, O + 2P, ... of the run); a name given twice gets both."""
+    out: dict[str, list] = {}
+    for spec in specs:
+        name, at, when = spec.rpartition("@")
+        hint = "use NAME@T1,T2,... or NAME@every:P[+O], e.g. h1@16,33 or h1@every:17+16"
+        if not name or not when:
+            raise InputError(f"--reset {spec!r}: {hint}")
+        if when.startswith("every:"):
+            period, _, offset = when[6:].partition("+")
+            try:
+                p, o = int(period), int(offset or 0)
+            except ValueError:
+                raise InputError(f"--reset {spec!r}: period and offset must be integers; "
+                                 f"{hint}") from None
+            if p < 1 or o < 0:
+                raise InputError(f"--reset {spec!r}: the period must be >= 1 and the offset "
+                                 ">= 0")
+            out.setdefault(name, []).append(slice(o, None, p))
+            continue
+        try:
+            ticks = [int(x) for x in when.split(",")]
+        except ValueError:
+            raise InputError(f"--reset {spec!r}: {when!r} is not a list of ticks; {hint}") from None
+        out.setdefault(name, []).extend(ticks)
+    return out
+
+
+def parse_mismatch(value: Any) -> tuple[float | str, int]:
+    """``(sigma, seed)`` from ``sigma``, ``(sigma, seed)`` or the text ``SIGMA[:SEED]``; sigma in
+    codes or ``"profile"`` (the image's ``analog.fpn_sigma_codes``), seed default 0."""
+    hint = "give SIGMA[:SEED], sigma in codes (or 'profile') and an integer seed, e.g. 4:1"
+    if isinstance(value, str):
+        text, _, seed_text = value.strip().partition(":")
+        try:
+            seed = int(seed_text) if seed_text else 0
+            sigma: float | str = text if text == "profile" else float(text)
+        except ValueError:
+            raise InputError(f"mismatch {value!r}: {hint}") from None
+    elif isinstance(value, tuple | list) and len(value) == 2:
+        sigma, seed = value
+    elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        sigma, seed = float(value), 0
+    else:
+        raise InputError(f"mismatch {value!r}: {hint}")
+    if not _is_int(seed) or not 0 <= seed < 2**63:
+        raise InputError(f"mismatch seed {seed!r} must be an integer 0..2**63-1")
+    if not isinstance(sigma, str):
+        try:
+            sigma = float(sigma)
+        except (TypeError, ValueError):
+            raise InputError(f"mismatch {value!r}: {hint}") from None
+        if not np.isfinite(sigma) or sigma < 0:
+            raise InputError(f"mismatch sigma = {sigma} must be a finite number >= 0 (codes)")
+    return sigma, int(seed)
+
+
+def mismatch_chip(chip: Any, mismatch: Any) -> tuple[Any, dict]:
+    """The chip instance with analog mismatch (cached on ``chip``) and its description."""
+    if chip.family != "brainscales2":
+        raise InputError(f"mismatch (analog fixed-pattern noise) applies to brainscales2 chips "
+                         f"only; chip {chip.graph_name} is of family {chip.family}, whose "
+                         "datapath is digital (run without mismatch)")
+    from emulator.brainscales2 import fixed_pattern_noise
+
+    sigma, seed = parse_mismatch(mismatch)
+    if sigma == "profile":
+        sigma = float(chip.params["analog.fpn_sigma_codes"])
+    key = ("mismatch", float(sigma), seed)
+    inst = chip._cache.get(key)
+    if inst is None:
+        inst = chip._cache[key] = fixed_pattern_noise(chip, float(sigma), seed)
+    return inst, {"sigma_codes": float(sigma), "seed": seed}
+
+
+# ------------------------------------------------------------------------------------------
 # Run
 # ------------------------------------------------------------------------------------------
 def run(chip: Any, inputs: Any = None, ticks: int | None = None, *, batch: int | None = None,
         mode: str = "fast", probes: Sequence[str] | str = (), strict: bool = False,
         overrun: str | None = None, visit_order: str | Sequence[int] | None = None,
-        seed: int = 0, threads: int | None = None, **family_options: Any) -> RunResult:
+        seed: int = 0, threads: int | None = None,
+        resets: Mapping[str, Any] | None = None, mismatch: Any = None,
+        **family_options: Any) -> RunResult:
     """Run ``chip`` on ``inputs`` for ``ticks`` ticks (default: the inputs' length).
 
     ``batch``: samples (inputs without a batch axis are repeated); ``mode``: ``fast`` or
@@ -290,13 +455,22 @@ def run(chip: Any, inputs: Any = None, ticks: int | None = None, *, batch: int |
     ``overrun`` (cycle mode): override the image's ``noc.overrun`` policy (stretch | drop);
     ``visit_order`` (cycle mode): ``"shuffle"`` (a seeded random core order every tick) or a list
     of core ids; ``threads``: worker threads of the fast mode's gathers (default 1);
-    ``family_options``: options of a family's own runner (BrainScaleS-2: ``fpn_sigma``,
-    ``fpn_seed``)."""
+    ``resets``: host resets by population (module doc); ``mismatch``: BrainScaleS-2 analog
+    fixed-pattern noise (module doc); ``family_options``: options of a family's own runner."""
     if chip.family not in FAMILIES:
         raise InputError(f"the emulator has no datapath for family {chip.family} yet "
                          f"(families: {', '.join(FAMILIES)})")
+    if mismatch is not None:
+        inst, info = mismatch_chip(chip, mismatch)
+        res = run(inst, inputs, ticks, batch=batch, mode=mode, probes=probes, strict=strict,
+                  overrun=overrun, visit_order=visit_order, seed=seed, threads=threads,
+                  resets=resets, **family_options)
+        res.stats["mismatch"] = info
+        return res
     own = getattr(family_module(chip.family), "run", None)
     if own is not None:  # a family with a runner of its own (same arguments and result)
+        if resets is not None:
+            family_options["resets"] = resets
         return own(chip, inputs, ticks, batch=batch, mode=mode, probes=probes, strict=strict,
                    overrun=overrun, visit_order=visit_order, seed=seed, threads=threads,
                    **family_options)
@@ -315,6 +489,7 @@ def run(chip: Any, inputs: Any = None, ticks: int | None = None, *, batch: int |
     prog = chip._cache.get("program")
     if prog is None:
         prog = chip._cache["program"] = mod.Program(chip)
+    reset_at = reset_schedule(chip, prog.off, resets, T)
     xin = (np.concatenate([data[p.name] for p in chip.inputs], axis=2) if chip.inputs
            else np.zeros((B, T, 0), bool))
     port_idx = {}
@@ -326,9 +501,10 @@ def run(chip: Any, inputs: Any = None, ticks: int | None = None, *, batch: int |
     probe_idx = {p.name: prog.off[p.core] + p.local for p in probe_pops}
     rec = _Recorder(chip, port_idx, probe_idx, B, T, mod.VARIABLES)
     if mode == "fast":
-        stats = _run_fast(chip, mod, prog, xin, B, T, strict, rec, threads)
+        stats = _run_fast(chip, mod, prog, xin, B, T, strict, rec, threads, reset_at)
     else:
-        stats = _run_cycle(chip, mod, prog, xin, B, T, strict, rec, overrun, visit_order, seed)
+        stats = _run_cycle(chip, mod, prog, xin, B, T, strict, rec, overrun, visit_order, seed,
+                           reset_at)
     rec.finish()
     stats["mode"] = mode
     stats["ticks"] = T
@@ -408,7 +584,7 @@ def _base_counters(prog: Any, xin: np.ndarray) -> dict[str, Any]:
 
 
 def _run_fast(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, strict: bool,
-              rec: _Recorder, threads: int | None) -> dict:
+              rec: _Recorder, threads: int | None, reset_at: dict | None = None) -> dict:
     if threads is None:
         threads = 1  # measured: the gathers are memory-bound; a second thread does not help
     eng = mod.FastEngine(prog, B, strict=strict, threads=threads)
@@ -434,6 +610,8 @@ def _run_fast(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, s
             rec.record(t, s, eng.state(), eng.value())
             if t == T - 1 and prog.routed.size:
                 last_routed = s[:, prog.routed].sum(axis=0)
+            if reset_at and t in reset_at:
+                eng.reset(reset_at[t], t)
     finally:
         eng.close()
     cnt["spikes"] = spikes
@@ -462,7 +640,8 @@ def _run_fast(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, s
 
 
 def _run_cycle(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, strict: bool,
-               rec: _Recorder, overrun: str | None, visit_order: Any, seed: int) -> dict:
+               rec: _Recorder, overrun: str | None, visit_order: Any, seed: int,
+               reset_at: dict | None = None) -> dict:
     from emulator.noc import NocParams, simulate
 
     eng = mod.CoreEngine(prog, B, strict=strict)
@@ -528,6 +707,8 @@ def _run_cycle(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, 
         active += int(pc["active"].sum())
         idle_cores += int((pc["active"] == 0).sum())
         rec.record(t, s, res["state"], res["value"])
+        if reset_at and t in reset_at:
+            eng.reset(reset_at[t], t)
         # host input events of tick t reach the cores' axons for tick t + 1
         if in_src.size:
             xb, xs = np.nonzero(xin[:, t][:, in_src])
@@ -633,4 +814,5 @@ def _energy(chip: Any, stats: dict, B: int, T: int) -> None:
                           "sources": {k: S.get(k, "") for k in ("chip.tick_seconds", "chip.speedup")}}
 
 
-__all__ = ["Events", "MODES", "RunResult", "load_npz_inputs", "normalise_inputs", "run"]
+__all__ = ["Events", "MODES", "RunResult", "load_npz_inputs", "mismatch_chip", "normalise_inputs",
+           "parse_mismatch", "parse_resets", "reset_schedule", "reset_ticks", "run"]

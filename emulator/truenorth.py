@@ -43,6 +43,11 @@ the first ``n_G`` draws matters, so counting active axons first and drawing afte
 Timing: a spike emitted at tick t by a neuron (or a host input event of tick t) on an axon of
 delay d is integrated at tick t + d (1 <= d <= scheduler_slots - 1).
 
+Host resets (``run(..., resets=...)``): a reset of a neuron after tick r sets V to 0 before tick
+r + 1 and restarts the neuron's PRN tick: from then on its draws use ``tick = t - (r + 1)``, as
+in a fresh run (the reference interpreter rebuilds the neuron, whose tick counter starts at 0).
+Axon events already in the schedulers still arrive.
+
 Engines:
 
 * :class:`FastEngine` (functional mode): all cores and a batch at once. The crossbar becomes the
@@ -214,8 +219,14 @@ class _FoldedChip:
 # ------------------------------------------------------------------------------------------
 # The neuron update (shared by both engines)
 # ------------------------------------------------------------------------------------------
+def _ticks(t: Any, idx: Any) -> Any:
+    """The PRN tick of neurons ``idx``: ``t`` itself, or its entries when ``t`` is per neuron
+    (global ids; after a host reset each neuron counts from its own restart)."""
+    return t if np.isscalar(t) else t[idx]
+
+
 def _stochastic_successes(p: TrueNorthProgram, counts: np.ndarray, g: int, cols: np.ndarray,
-                          t: int) -> np.ndarray:
+                          t: Any) -> np.ndarray:
     """``#{k < n_G : |s[G]| >= prn8(..., SYN + 4k + G)}`` for neurons ``cols`` (global ids) with
     counts (B, len(cols)): int64 (B, len(cols))."""
     B = counts.shape[0]
@@ -223,7 +234,8 @@ def _stochastic_successes(p: TrueNorthProgram, counts: np.ndarray, g: int, cols:
     if k_max == 0:
         return np.zeros((B, cols.size), np.int64)
     k = np.arange(k_max, dtype=np.int64)
-    draws = (prn64(p.seed[cols, None], p.nid[cols, None], t,
+    tk = t if np.isscalar(t) else t[cols, None]
+    draws = (prn64(p.seed[cols, None], p.nid[cols, None], tk,
                    p.draw_synapse + AXON_TYPES * k[None, :] + g) & p.prn_mask).astype(np.int64)
     hits = np.abs(p.s[cols, g])[:, None] >= draws  # (n, K)
     cum = np.zeros((cols.size, k_max + 1), np.int64)
@@ -231,10 +243,12 @@ def _stochastic_successes(p: TrueNorthProgram, counts: np.ndarray, g: int, cols:
     return cum[np.arange(cols.size)[None, :], counts]
 
 
-def neuron_update(p: TrueNorthProgram, v: np.ndarray, det: Any, counts: list[Any], t: int,
+def neuron_update(p: TrueNorthProgram, v: np.ndarray, det: Any, counts: list[Any], t: Any,
                   n0: int, n1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One tick of neurons ``n0 .. n1-1`` (the module doc's rule).
 
+    ``t``: the PRN tick, an integer or a (N,) array over every neuron (global ids) when host
+    resets restarted some neurons' ticks.
     ``v``: (B, n) int64 committed membranes; ``det``: (B, n) integer sum of the deterministic
     synapses' weights (or None); ``counts``: per axon type a (B, n) integer array of active
     stochastic synapses of that type (or None). Returns the new membranes, the spikes (B, n)
@@ -259,12 +273,14 @@ def neuron_update(p: TrueNorthProgram, v: np.ndarray, det: Any, counts: list[Any
         lam = p.leak[sl]
         step = lam
         if p.any_stoch_leak and p.stoch_leak[sl].any():
-            u = (prn64(p.seed[sl], p.nid[sl], t, p.draw_leak) & p.prn_mask).astype(np.int64)
+            u = (prn64(p.seed[sl], p.nid[sl], _ticks(t, sl), p.draw_leak)
+                 & p.prn_mask).astype(np.int64)
             step = np.where(p.stoch_leak[sl], np.sign(lam) * (np.abs(lam) >= u), lam)
         v += np.where(p.leak_rev[sl], np.sign(v), 1) * step
     # threshold with its PRN offset; reset on the positive and the negative side
     if p.any_tm:
-        eta = (prn64(p.seed[sl], p.nid[sl], t, p.draw_threshold) & p.tm_mask[sl]).astype(np.int64)
+        eta = (prn64(p.seed[sl], p.nid[sl], _ticks(t, sl), p.draw_threshold)
+               & p.tm_mask[sl]).astype(np.int64)
     else:
         eta = np.zeros(n1 - n0, np.int64)
     alpha, beta, kappa, gamma, R = (p.alpha[sl], p.beta[sl], p.kappa[sl], p.gamma[sl],
@@ -324,6 +340,15 @@ class FastEngine:
                           threads=threads)
         self.v = np.zeros((batch, prog.N), np.int64)
         self.overflows = {"v": 0}
+        self.t0: np.ndarray | None = None  # per neuron: the tick its PRN clock restarted
+
+    def reset(self, idx: np.ndarray, t: int) -> None:
+        """A host reset after tick ``t``: V of neurons ``idx`` (global ids) to 0 in every
+        sample, and their PRN tick restarts at tick t + 1 (module doc)."""
+        self.v[:, idx] = 0
+        if self.t0 is None:
+            self.t0 = np.zeros(self.p.N, np.int64)
+        self.t0[idx] = t + 1
 
     @property
     def spike_count_routed(self) -> np.ndarray:
@@ -346,7 +371,8 @@ class FastEngine:
         """Advance to tick ``t``; ``act_in_hist(tau)``: active input channels of tick tau per
         sample (or None). Returns the spikes (B, N) bool."""
         lanes = self.g.tick_inputs(t, act_in_hist)
-        v, s, over, raw = neuron_update(self.p, self.v, lanes[0], lanes[1:], t, 0, self.p.N)
+        tk = t if self.t0 is None else t - self.t0
+        v, s, over, raw = neuron_update(self.p, self.v, lanes[0], lanes[1:], tk, 0, self.p.N)
         if over.any():
             if self.strict:
                 raise overflow_error(self.p, raw, over, t, 0)
@@ -375,6 +401,15 @@ class CoreEngine:
         self.state = dict(v=np.zeros((batch, prog.N), np.int64),
                           sched=np.zeros((prog.slots, batch, int(prog.aoff[-1])), bool))
         self.overflows = {"v": 0}
+        self.t0: np.ndarray | None = None  # per neuron: the tick its PRN clock restarted
+
+    def reset(self, idx: np.ndarray, t: int) -> None:
+        """A host reset after tick ``t`` (committed state): V of neurons ``idx`` to 0 and their
+        PRN tick restarted at t + 1; the schedulers (events on their way) are kept."""
+        self.state["v"][:, idx] = 0
+        if self.t0 is None:
+            self.t0 = np.zeros(self.p.N, np.int64)
+        self.t0[idx] = t + 1
 
     def tick(self, t: int, inbox: list[np.ndarray], order: list[int]) -> dict:
         """Run tick ``t`` over every core in ``order``.
@@ -388,13 +423,14 @@ class CoreEngine:
         per_core = {k: np.zeros((B, p.n_cores), np.int64) for k in ("sops", "spikes", "active",
                                                                   "events")}
         spikes = np.zeros((B, p.N), bool)
+        tk = t if self.t0 is None else t - self.t0
         for c in order:
-            self._core(c, t, inbox[c], cur, staged, spikes, per_core)
+            self._core(c, t, tk, inbox[c], cur, staged, spikes, per_core)
         self.state = staged  # commit
         return dict(spikes=spikes, state={"v": staged["v"]}, value=staged["v"],
                     per_core=per_core)
 
-    def _core(self, c: int, t: int, events: np.ndarray | None, cur: dict, nxt: dict,
+    def _core(self, c: int, t: int, tk: Any, events: np.ndarray | None, cur: dict, nxt: dict,
               spikes: np.ndarray, per_core: dict) -> None:
         p, B = self.p, self.B
         n0, n1 = int(p.off[c]), int(p.off[c + 1])
@@ -425,7 +461,7 @@ class CoreEngine:
                 part = c_ * p.det_s[n0:n1, g]
                 det = part if det is None else det + part
         # phases leak, threshold, reset, fit
-        v, s, over, raw = neuron_update(p, cur["v"][:, n0:n1], det, counts, t, n0, n1)
+        v, s, over, raw = neuron_update(p, cur["v"][:, n0:n1], det, counts, tk, n0, n1)
         if over.any():
             if self.strict:
                 raise overflow_error(p, raw, over, t, n0)

@@ -53,6 +53,7 @@ class Compiled:
     utilization: dict[str, Any] = field(default_factory=dict)
     quantized: Graph | None = None
     source: Graph | None = None
+    _lags: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the image atomically; returns the path."""
@@ -66,8 +67,109 @@ class Compiled:
 
         return emulator.load(self.image)
 
-    def run(self, inputs: Any, labels: Any = None, **run_options: Any) -> Results:
-        return run(self.chip(), inputs, labels=labels, **run_options)
+    def run(self, inputs: Any, labels: Any = None, *, resets: Any = None, mismatch: Any = None,
+            **run_options: Any) -> Results:
+        """Run the image on the emulator (``run_options``: those of ``emulator.runner.run``).
+
+        ``resets={node: steps}`` puts populations of the model back to their initial state
+        after those steps, as ``ir.interp_int.run_int(..., resets=...)`` does on the compiled
+        graph (``"*"``: every population); see :meth:`chip_resets`. ``mismatch=sigma | (sigma, seed) | "SIGMA[:SEED]"``
+        runs a BrainScaleS-2 chip instance with seeded analog fixed-pattern noise (codes)."""
+        chip = self.chip()
+        if resets is not None:
+            resets = self.chip_resets(resets, chip, inputs, run_options)
+        if mismatch is not None:
+            run_options["mismatch"] = mismatch
+        return run(chip, inputs, labels=labels, resets=resets, **run_options)
+
+    def chip_resets(self, resets: Any, chip: Any = None, inputs: Any = None,
+                    run_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Host resets by IR node name -> the chip's ``resets`` by population.
+
+        Image populations carry the names of the compiled graph's neuron nodes. A connection,
+        input or output has no state the chip can reset (NmcError naming its kind). Steps are
+        those of the integer reference of the model; they are chip ticks except where a
+        TrueNorth mapping with splitter cores retimed a population by ``r`` ticks (its inputs
+        arrive ``r`` ticks later on the chip): its resets move ``r`` ticks later too, and those
+        that fall after the run are dropped."""
+        from collections.abc import Mapping
+
+        if not isinstance(resets, Mapping):
+            raise NmcError(f"resets must map population names to steps (e.g. {{'h1': [16, 33]}}), "
+                           f"not {type(resets).__name__}")
+        g = self.graph
+        pops = [n.name for n in g.nodes.values() if n.category == "neuron"]
+        out: dict[str, Any] = {}
+        for name, at in resets.items():
+            for p in (pops if name == "*" else [name]):
+                node = g.nodes.get(p)
+                if node is None:
+                    raise NmcError(f"resets: the compiled graph {g.name} has no node {p!r}; "
+                                   f"populations: {', '.join(pops) or 'none'} (or '*' for all)")
+                if node.category != "neuron":
+                    raise NmcError(f"resets: node {p} is a {node.kind} ({node.category}), not a "
+                                   "population; only populations hold state the chip resets "
+                                   f"(populations: {', '.join(pops)})")
+                out.setdefault(p, []).append(at)
+        lags = self.population_lags()
+        if not any(lags.get(p) for p in out):
+            return out
+        from emulator.runner import normalise_inputs, reset_ticks
+
+        chip = chip if chip is not None else self.chip()
+        opts = run_options or {}
+        T = normalise_inputs(chip, inputs, opts.get("ticks"), opts.get("batch"))[2]
+        shifted: dict[str, Any] = {}
+        for p, at in out.items():
+            ticks = reset_ticks(p, at, T) + lags.get(p, 0)
+            shifted[p] = ticks[ticks < T].tolist()
+        return shifted
+
+    def population_lags(self) -> dict[str, int]:
+        """Ticks by which the mapping delays each population against the integer reference of
+        the model: non-zero only where TrueNorth splitter cores made the legalization retime
+        the network (``docs/mapping.md``); ``{}`` otherwise."""
+        if self._lags is not None:
+            return self._lags
+        lags: dict[str, int] = {}
+        dec = (self.graph.attrs.get("passes") or {}).get("legalize_family") or {}
+        if dec.get("splitters") and self.source is not None:
+            ref = self.source
+            if ref.stage == Stage.FLOAT:  # the retimed delays are against the quantized graph
+                from nmc.passes import run_passes
+                from nmc.passes.flow import default_flow
+
+                ref = run_passes(ref, default_flow()[:2], self.profile).graph
+            mine, theirs = _delay_distances(self.graph), _delay_distances(ref)
+            lags = {p: mine[p] - d for p, d in theirs.items()
+                    if p in mine and mine[p] != d and ref.nodes[p].category == "neuron"}
+        self._lags = lags
+        return lags
+
+
+def _delay_distances(graph: Graph) -> dict[str, int]:
+    """The smallest sum of connection delays from an input (or a population nothing feeds) to
+    each node: retiming moves it by exactly the population's lag, on every path."""
+    import heapq
+
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    fed = set()
+    for a, b in graph.edges:
+        succ[a].append(b)
+        fed.add(b)
+    dist = {n: 0 for n, node in graph.nodes.items()
+            if node.kind == "Input" or (node.category == "neuron" and n not in fed)}
+    heap = [(0, n) for n in sorted(dist)]
+    while heap:
+        d, n = heapq.heappop(heap)
+        if d > dist[n]:
+            continue
+        for m in succ[n]:
+            w = graph.min_delay(graph.nodes[m])
+            if d + w < dist.get(m, d + w + 1):
+                dist[m] = d + w
+                heapq.heappush(heap, (d + w, m))
+    return dist
 
 
 def compile(  # noqa: A001 - the natural name for the API

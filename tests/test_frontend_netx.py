@@ -131,13 +131,26 @@ def test_oxford_through_the_whole_chain_on_the_emulator():
 
 
 def test_tinynet_through_the_whole_chain_on_the_emulator():
-    """The compiled tinynet image runs exactly as the integer reference, tick for tick (the
-    reference, with lava-dl's host resets, equals lava-dl's output: the test above)."""
+    """netx -> IR -> map for loihi -> image -> emulator with lava-dl's host resets: lava-dl's own
+    output (steps 2..16 == output.npy steps 1..15, 92 spikes) in both modes, and the integer
+    reference tick for tick, with and without the resets."""
     import nmc
     from ir.interp_int import run_int
 
     g = tinynet_graph()
+    ref = tinynet_reference()
     compiled = nmc.compile(g, "loihi")
-    chip = compiled.run(None, ticks=17).spikes["out"][0]
-    np.testing.assert_array_equal(chip, run_int(g, None, steps=17).outputs["out"][0])
-    assert chip.sum() > 0
+    want = run_int(g, None, steps=17, resets=TINYNET_RESETS).outputs["out"][0]
+    for mode in ("fast", "cycle"):
+        chip = compiled.run(None, ticks=17, mode=mode, resets=TINYNET_RESETS).spikes["out"][0]
+        np.testing.assert_array_equal(chip[2:17], ref[1:16], err_msg=mode)
+        assert chip[2:17].sum() == 92
+        np.testing.assert_array_equal(chip, want, err_msg=mode)
+    # the same resets as the CLI writes them (every 17 ticks, offset (i - 1) % 17 per layer)
+    every = {n: slice(t[0], None, 17) for n, t in TINYNET_RESETS.items()}
+    chip = compiled.run(None, ticks=34, resets=every).spikes["out"][0]
+    np.testing.assert_array_equal(chip[:17], want)
+    # without resets the chip still equals the reference, and differs from lava-dl's output
+    plain = compiled.run(None, ticks=17).spikes["out"][0]
+    np.testing.assert_array_equal(plain, run_int(g, None, steps=17).outputs["out"][0])
+    assert not np.array_equal(plain[2:17], ref[1:16])

@@ -28,6 +28,45 @@ def collect_frontend_options(dt: float | None, reset: str | None) -> dict:
     return {k: v for k, v in (("dt", dt), ("reset", reset)) if v is not None}
 
 
+DEDICATED = ("calibration", "partition", "place", "seed")
+"""Flow options that have a flag of their own (``--partition`` ...), not ``--option``."""
+
+FLOW_OPTION = click.option(
+    "--option", "flow_options", multiple=True, metavar="KEY=VALUE",
+    help="A compile-flow option (repeatable), e.g. --option split_fanin=auto, "
+         "--option axon_types=4, --option fanout=splitter; keys: nmc.passes.flow.OPTIONS.")
+
+
+def parse_flow_options(items: tuple[str, ...] | list[str]) -> dict:
+    """``("split_fanin=auto", "weight_bits=4")`` -> ``{"split_fanin": "auto", "weight_bits": 4}``
+    (integers, floats and true/false are converted); NmcError naming a bad item."""
+    from nmc.passes.flow import OPTIONS
+
+    out: dict = {}
+    allowed = sorted(k for k in OPTIONS if k not in DEDICATED)
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise NmcError(f"--option {item!r}: expected KEY=VALUE, e.g. split_fanin=auto")
+        if key in DEDICATED:
+            raise NmcError(f"--option {item!r}: use --{key} for {key}")
+        if key not in OPTIONS:
+            raise NmcError(f"--option {item!r}: unknown key {key!r}; keys: {', '.join(allowed)}")
+        if value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
+            continue
+        for conv in (int, float):
+            try:
+                out[key] = conv(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = value
+    return out
+
+
 def load_calibration(path: str | None):
     """Calibration inputs from an .npz (first array, or the one named 'spikes'/'x')."""
     if path is None:
@@ -68,11 +107,12 @@ def load_calibration(path: str | None):
 @click.option("--report-input", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Inputs (.npz, as for nmc run) to emulate for the report's energy section; "
                    "without, the energy is an estimate from expected spike rates.")
+@FLOW_OPTION
 @frontend_options
 @max_memory_option
 def compile_cmd(model, target, emit, output, print_after, report_quant, report_quant_json,
                 partition, place, calibration, seed, report_html, report_md, report_input,
-                dt, reset):
+                flow_options, dt, reset):
     """Compile MODEL (model.json, .nir, .net or .nmir) for a target chip."""
     from nmc import api
     from nmc.fileio import atomic_write_text
@@ -97,6 +137,7 @@ def compile_cmd(model, target, emit, output, print_after, report_quant, report_q
         else:
             click.echo(text, nl=False)
         return
+    extra = parse_flow_options(flow_options)
     if report_input is not None and report_html is None and report_md is None:
         raise NmcError("--report-input is only used with --report or --report-md")
     cal = load_calibration(calibration)
@@ -105,7 +146,7 @@ def compile_cmd(model, target, emit, output, print_after, report_quant, report_q
     check_compile(graph, where=str(model))
     compiled = api.compile(
         graph, target, partition=partition, place=place, calibration=cal,
-        seed=seed, print_after=tuple(print_after), frontend_options=fe,
+        seed=seed, print_after=tuple(print_after), frontend_options=fe, quantize_options=extra,
     )
     for name, text in compiled.dumps.items():
         click.echo(f"# ---- IR after {name} ----", err=True)

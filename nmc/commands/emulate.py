@@ -49,6 +49,16 @@ def write_json(path: str, doc: dict) -> None:
 @click.option("--strict", is_flag=True, help="Stop at the first register overflow.")
 @click.option("--overrun", type=click.Choice(["stretch", "drop"]), default=None,
               help="Cycle mode: override the image's overrun policy.")
+@click.option("--reset", "reset_specs", multiple=True, metavar="NAME@TICKS",
+              help="Host reset: put population NAME ('*': every population) back to its initial "
+                   "state after the given ticks, so the next tick starts from rest (as Lava's "
+                   "io.reset). TICKS: T1,T2,... or every:P[+O] (ticks O, O+P, O+2P, ...); "
+                   "repeatable, e.g. --reset layer1@every:17 --reset layer2@every:17+1.")
+@click.option("--mismatch", default=None, metavar="SIGMA[:SEED]",
+              help="BrainScaleS-2 only: emulate analog mismatch, a seeded per-neuron spread of "
+                   "the analog parameters of SIGMA codes (standard deviation; 'profile': the "
+                   "image's analog.fpn_sigma_codes); same seed, same chip instance; seed "
+                   "default 0; 0 is the ideal chip.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write output spikes, counts, first-spike times and probes (.npz).")
 @click.option("--stats", "stats_path", type=click.Path(dir_okay=False), default=None,
@@ -56,6 +66,7 @@ def write_json(path: str, doc: dict) -> None:
 @plot_options
 def emulate_cmd(image: str, input_path: str | None, ticks: int | None, batch: int | None,
                 mode: str, probes: tuple[str, ...], strict: bool, overrun: str | None,
+                reset_specs: tuple[str, ...], mismatch: str | None,
                 output: str | None, stats_path: str | None, plot: str | None,
                 plot_probe: tuple[str, ...], plot_sample: int, vcd: str | None) -> None:
     """Run a chip image on the emulator and print what came out."""
@@ -63,8 +74,12 @@ def emulate_cmd(image: str, input_path: str | None, ticks: int | None, batch: in
 
     import emulator
     from emulator.errors import InputError
+    from emulator.runner import mismatch_chip, parse_resets
 
     chip = emulator.load(image)
+    resets = parse_resets(reset_specs) if reset_specs else None
+    if mismatch is not None:  # the chip instance itself, so that plots and traces see it too
+        chip, info = mismatch_chip(chip, mismatch)
     if input_path is None and chip.inputs and ticks is None:
         raise InputError(f"{image} has input ports ({', '.join(p.name for p in chip.inputs)}); "
                          "pass --input x.npz, or --ticks T to run on silence")
@@ -79,10 +94,15 @@ def emulate_cmd(image: str, input_path: str | None, ticks: int | None, batch: in
             require_matplotlib()
         extra = [p for p in probe_populations(chip, plot_probe, probes) if p not in run_probes]
     res = chip.run(input_path, ticks, batch=batch, mode=mode, probes=run_probes + extra,
-                   strict=strict, overrun=overrun)
+                   strict=strict, overrun=overrun, resets=resets)
     st = res.stats
     c = st["counters"]
     click.echo(f"{chip.graph_name}: {res.batch} sample(s) x {res.ticks} ticks, {mode} mode")
+    if mismatch is not None:
+        st["mismatch"] = info
+        click.echo(f"  analog mismatch: sigma {info['sigma_codes']:g} codes, seed {info['seed']}")
+    if resets:
+        click.echo("  host resets: " + " ".join(reset_specs))
     for name, arr in res.outputs.items():
         if name in res.counts:
             tot = res.counts[name].sum(axis=0)

@@ -10,7 +10,8 @@ import click
 import numpy as np
 
 from ir.errors import NmcError
-from nmc.commands.compile import collect_frontend_options, frontend_options, load_calibration
+from nmc.commands.compile import (FLOW_OPTION, collect_frontend_options, frontend_options,
+                                  load_calibration, parse_flow_options)
 from nmc.resources import check_compile, check_run, max_memory_option
 
 
@@ -138,15 +139,25 @@ def si(value: float, unit: str) -> str:
               help="Evaluate on a local Dask cluster of N worker processes (nmc[dist]).")
 @click.option("--scheduler", default=None,
               help="Evaluate on an existing Dask scheduler, e.g. tcp://127.0.0.1:8786.")
+@click.option("--mismatch", default=None, metavar="SIGMA[:SEED]",
+              help="BrainScaleS-2 targets only: emulate analog mismatch, a seeded per-neuron "
+                   "spread of the analog parameters of SIGMA codes (standard deviation; "
+                   "'profile': the target's analog.fpn_sigma_codes); seed default 0.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @trace_options
+@FLOW_OPTION
 @frontend_options
 @max_memory_option
 def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, seed, calibration,
-            batch_size,
-            workers, scheduler, as_json, plot, plot_probe, plot_sample, vcd, probe, dt, reset):
+            batch_size, workers, scheduler, mismatch, as_json, plot, plot_probe, plot_sample, vcd,
+            probe, flow_options, dt, reset):
     """Compile MODEL for TARGET and emulate it on the inputs; print accuracy, cores, energy."""
     from nmc import api
+
+    if mismatch is not None:
+        from emulator.runner import parse_mismatch
+
+        parse_mismatch(mismatch)  # a malformed value fails before anything is compiled
 
     if plot is not None:
         from nmc.report.plots import require_matplotlib
@@ -161,8 +172,21 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
     check_compile(graph, where=str(model))
     compiled = api.compile(graph, target, partition=partition, place=place, seed=seed,
                            calibration=load_calibration(calibration),
+                           quantize_options=parse_flow_options(flow_options),
                            frontend_options=collect_frontend_options(dt, reset))
     t_compile = time.perf_counter() - t0
+    chip_options = {}
+    chip = None
+    mismatch_info = None
+    if mismatch is not None:
+        from emulator.runner import mismatch_chip
+
+        if compiled.profile.family != "brainscales2":
+            raise NmcError(f"--mismatch {mismatch}: analog mismatch applies to brainscales2 "
+                           f"targets only; target {compiled.profile.name} is of family "
+                           f"{compiled.profile.family}, whose datapath is digital")
+        chip, mismatch_info = mismatch_chip(compiled.chip(), mismatch)
+        chip_options["mismatch"] = mismatch
     if plot is not None or vcd is not None:
         # Check the trace names and the sample now, not after the whole evaluation.
         from nmc.report.plots import probe_populations
@@ -186,7 +210,7 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
     with Progress("emulate", len(spikes)) as bar:
         ev = evaluate(
             compiled.image, spikes, batch_size=batch, workers=workers, scheduler=scheduler,
-            run_options={"ticks": ticks, "mode": mode}, progress=bar,
+            run_options={"ticks": ticks, "mode": mode, **chip_options}, progress=bar,
         )
     for f in ev.failures:
         click.echo(f"sample {f.index} failed: {f.error}", err=True)
@@ -196,8 +220,8 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
         # once more here, locally, with the probes the plot and the VCD need.
         from nmc.report.plots import emit_traces
 
-        traces = emit_traces(compiled.chip(), spikes, plot=plot, vcd=vcd,
-                             plot_probes=plot_probe, probes=probe, sample=plot_sample,
+        traces = emit_traces(chip if chip is not None else compiled.chip(), spikes, plot=plot,
+                             vcd=vcd, plot_probes=plot_probe, probes=probe, sample=plot_sample,
                              ticks=ticks, mode=mode)
     t_run = ev.seconds
     stats = ev.stats
@@ -227,6 +251,8 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
         "compile_s": round(t_compile, 3),
         "emulate_s": round(t_run, 3),
     }
+    if mismatch_info is not None:
+        summary["mismatch"] = mismatch_info
     if traces:
         summary["traces"] = [str(p) for p in traces]
     if as_json:
@@ -238,6 +264,9 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
         click.echo(f"accuracy   {100 * summary['accuracy']:.2f} % on {summary['samples']} samples")
     else:
         click.echo(f"samples    {summary['samples']} (no labels: accuracy not computed)")
+    if mismatch_info is not None:
+        click.echo(f"mismatch   sigma {mismatch_info['sigma_codes']:g} codes, seed "
+                   f"{mismatch_info['seed']} (analog fixed-pattern noise)")
     click.echo(f"cores      {summary['cores_used']} used (lower bound "
                f"{summary['cores_lower_bound']}), {summary['chips_used']} chip(s)")
     if summary["energy_per_sample_j"] is not None:
