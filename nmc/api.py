@@ -134,8 +134,8 @@ class Compiled:
         lags: dict[str, int] = {}
         dec = (self.graph.attrs.get("passes") or {}).get("legalize_family") or {}
         if dec.get("splitters") and self.source is not None:
-            ref = self.source
-            if ref.stage == Stage.FLOAT:  # the retimed delays are against the quantized graph
+            ref = self.quantized or self.source  # the retimed delays are against the quantized graph
+            if ref.stage == Stage.FLOAT:
                 from nmc.passes import run_passes
                 from nmc.passes.flow import default_flow
 
@@ -181,46 +181,52 @@ def compile(  # noqa: A001 - the natural name for the API
     calibration: Any = None,
     seed: int = 0,
     print_after: tuple[str, ...] = (),
-    quantize_options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
     frontend_options: dict[str, Any] | None = None,
+    quantize_options: dict[str, Any] | None = None,
 ) -> Compiled:
-    """Compile ``model`` for ``target`` (a profile name or a profile file) down to an image."""
+    """Compile ``model`` for ``target`` (a profile name or a profile file) down to an image.
+
+    ``options``: further compile-flow options (keys of ``nmc.passes.flow.OPTIONS``, e.g.
+    ``{"weight_bits": 4}``); ``quantize_options`` is its older name and is merged into it.
+    ``frontend_options``: what the model's format does not store (NIR: ``dt``, ``reset``)."""
     from nmc.backend.writer import write_image
-    from nmc.passes.flow import compile_graph
-    from nmc.targets import load_profile
-
-    from nmc.passes.flow import default_flow
+    from nmc.passes.flow import compile_graph, default_flow
+    from nmc.passes.quantize.report import QuantReport
+    from nmc.passes.utilization import utilization
     from nmc.progress import Progress
-
     from nmc.resources import check_compile
+    from nmc.targets import load_profile
 
     source = load(model, **(frontend_options or {}))
     check_compile(source)  # refuse absurd sizes (the --max-memory limit) before any pass runs
     profile = load_profile(target)
-    options = dict(partition=partition, place=place, calibration=calibration, seed=seed,
-                   **(quantize_options or {}))
-    bar = Progress(f"compile for {profile.name}", len(default_flow(options)))
-    done = []
+    flow_options = (dict(partition=partition, place=place, calibration=calibration, seed=seed)
+                    | dict(quantize_options or {}) | dict(options or {}))
+    bar = Progress(f"compile for {profile.name}", len(default_flow(flow_options)))
+    done: list[str] = []
+    stages: dict[str, Graph] = {}
 
     def on_pass(p, g, seconds):  # one step of the bar per pass that ran
         done.append(p.name)
         bar.update(len(done))
+        if p.name == "quantize":
+            stages["quantized"] = g
 
     try:
-        run_ = compile_graph(source, profile, print_after=print_after, on_pass=on_pass, **options)
+        run_ = compile_graph(source, profile, print_after=print_after, on_pass=on_pass,
+                             **flow_options)
     finally:
         bar.close()
     graph = run_.graph
     if graph.stage != Stage.ROUTED:
         raise NmcError(f"internal: the flow ended at stage {graph.stage}, not routed")
     image = write_image(graph, profile)
-    from nmc.passes.quantize.report import QuantReport
-    from nmc.passes.utilization import utilization
-
     return Compiled(
         graph=graph, profile=profile, image=image, timings=dict(run_.timings),
-        dumps=dict(getattr(run_, "dumps", {})), quant_report=QuantReport.from_graph(graph),
-        utilization=utilization(graph, profile), quantized=getattr(run_, "quantized", None),
+        dumps=dict(run_.dumps), quant_report=QuantReport.from_graph(graph),
+        utilization=utilization(graph, profile),
+        quantized=stages.get("quantized", source if source.stage == Stage.QUANTIZED else None),
         source=source,
     )
 

@@ -76,7 +76,7 @@ def compile_and_evaluate(model: str, variant: dict[str, Any], x: np.ndarray,
     row: dict[str, Any] = dict(variant)
     t0 = time.perf_counter()
     try:
-        c = api.compile(model, variant["target"], quantize_options=q, **top)
+        c = api.compile(model, variant["target"], options=q, **top)
     except NmcError as e:
         row.update(error=str(e).splitlines()[0])
         return row

@@ -146,7 +146,7 @@ def compile_cmd(model, target, emit, output, print_after, report_quant, report_q
     check_compile(graph, where=str(model))
     compiled = api.compile(
         graph, target, partition=partition, place=place, calibration=cal,
-        seed=seed, print_after=tuple(print_after), frontend_options=fe, quantize_options=extra,
+        seed=seed, print_after=tuple(print_after), frontend_options=fe, options=extra,
     )
     for name, text in compiled.dumps.items():
         click.echo(f"# ---- IR after {name} ----", err=True)

@@ -172,7 +172,7 @@ def run_cmd(model, target, input_path, ticks, mode, limit, partition, place, see
     check_compile(graph, where=str(model))
     compiled = api.compile(graph, target, partition=partition, place=place, seed=seed,
                            calibration=load_calibration(calibration),
-                           quantize_options=parse_flow_options(flow_options),
+                           options=parse_flow_options(flow_options),
                            frontend_options=collect_frontend_options(dt, reset))
     t_compile = time.perf_counter() - t0
     chip_options = {}
