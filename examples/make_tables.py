@@ -71,7 +71,8 @@ def chip_table(chips: dict) -> str:
             refused.append(f"- `{folder}` on **{fam}**: {r['reason']}")
             continue
         e = r.get("energy_per_sample_j")
-        rows.append([f"`{folder}`", fam, str(r["samples"]), pct(r["float_accuracy"]),
+        label = f"{fam} (`{r['options']}`)" if r.get("options") else fam
+        rows.append([f"`{folder}`", label, str(r["samples"]), pct(r["float_accuracy"]),
                      pct(r["chip_accuracy"]), str(r.get("cores")),
                      f"{r.get('synaptic_ops_per_sample', 0):.0f}",
                      "—" if e is None else f"{e * 1e6:.3g} µJ", str(r.get("ticks")),

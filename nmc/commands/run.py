@@ -10,8 +10,13 @@ import click
 import numpy as np
 
 from ir.errors import NmcError
-from nmc.commands.compile import (FLOW_OPTION, collect_frontend_options, frontend_options,
-                                  load_calibration, parse_flow_options)
+from nmc.commands.compile import (
+    FLOW_OPTION,
+    collect_frontend_options,
+    frontend_options,
+    load_calibration,
+    parse_flow_options,
+)
 from nmc.resources import check_compile, check_run, max_memory_option
 
 

@@ -19,6 +19,8 @@ OPTIONS = {
     "percentile": "quantize: activation percentile for data-aware scaling",
     "weight_bits": "quantize: cap on stored weight bits",
     "axon_types": "quantize (truenorth): auto | 2 | 4",
+    "split_fanin": "quantize (truenorth): off | auto | POP[,POP]: large fan-in as partial sums "
+                   "on several cores (finer weights, +1 tick)",
     "seed": "quantize and place: seed of every random choice",
     "fanout": "legalize_family (truenorth): auto | copy | splitter",
     "partition": "partition strategy: contiguous | mincut",
@@ -55,7 +57,7 @@ def default_flow(options: Mapping[str, Any] | None = None) -> list[Pass]:
         # Float parameters become the family's exact integer registers.
         Quantize(calibration=cal, percentile=float(o.get("percentile", 99.9)),
                  weight_bits=o.get("weight_bits"), axon_types=str(o.get("axon_types", "auto")),
-                 seed=int(o.get("seed", 0))),
+                 seed=int(o.get("seed", 0)), split_fanin=str(o.get("split_fanin", "off"))),
         # The family's structural rules (TrueNorth fan-out, BrainScaleS-2 rows, Loihi delays).
         LegalizeFamily(fanout=str(o.get("fanout", "auto")),
                        partition=str(o.get("partition", "contiguous"))),

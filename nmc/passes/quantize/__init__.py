@@ -35,6 +35,8 @@ class QuantizeOptions:
     ``percentile``: activation percentile for data-aware scaling (Rueckauer et al. 2017).
     ``weight_bits``: cap on stored weight bits (family default when None).
     ``axon_types``: TrueNorth only: ``"auto"``, ``"2"`` or ``"4"``.
+    ``split_fanin``: TrueNorth only: ``"off"``, ``"auto"`` or population names separated by
+    commas: split a large fan-in into partial sums on several cores (finer weights, +1 tick).
     ``seed``: for any random choice a quantizer makes.
     """
 
@@ -43,6 +45,7 @@ class QuantizeOptions:
     weight_bits: int | None = None
     axon_types: str = "auto"
     seed: int = 0
+    split_fanin: str = "off"
 
     def __post_init__(self) -> None:
         if not (0.0 < float(self.percentile) <= 100.0):
@@ -56,6 +59,9 @@ class QuantizeOptions:
             raise CompileError(f"quantize: weight_bits = {self.weight_bits!r} must be an integer >= 1")
         if self.axon_types not in ("auto", "2", "4"):
             raise CompileError(f"quantize: axon_types = {self.axon_types!r} must be auto, 2 or 4")
+        if not isinstance(self.split_fanin, str) or not self.split_fanin.strip(", "):
+            raise CompileError(f"quantize: split_fanin = {self.split_fanin!r} must be off, auto or "
+                               "population names separated by commas")
 
 
 Quantizer = Callable[[Graph, "Profile", QuantizeOptions], tuple[Graph, QuantReport]]
@@ -154,11 +160,12 @@ class Quantize(Pass):
     weight_bits: int | None = None
     axon_types: str = "auto"
     seed: int = 0
+    split_fanin: str = "off"
 
     def quantize_options(self) -> QuantizeOptions:
         return QuantizeOptions(calibration=self.calibration, percentile=self.percentile,
                                weight_bits=self.weight_bits, axon_types=self.axon_types,
-                               seed=self.seed)
+                               seed=self.seed, split_fanin=self.split_fanin)
 
     def applies(self, graph: Graph, target: Profile) -> bool:
         if graph.stage != Stage.FLOAT:

@@ -41,14 +41,21 @@ Rules (also in ``docs/families.md``):
   error (clipping the largest weights when that helps).
 * Scale. ``sigma_j = m_j / step_j`` with ``m_j`` as large as the weight width allows, lowered so
   that alpha, R, lambda and the membrane fit their registers; a leak or reset value that still does
-  not fit is clipped (noted in the report).
+  not fit is clipped (noted in the report). Where even ``m_j = 1`` would not fit (weights tiny
+  next to the threshold or leak), ``sigma_j`` is the largest the registers allow and the weights
+  are rounded on the integer levels directly (small ones become 0).
+* Silent sources. A lowered neuron that provably never fires (:func:`_never_fires`) sends no
+  spike, so its synapses into later populations are dropped before those are fitted.
+* ``split_fanin`` (off by default): a population whose fan-in keeps it on axon types 2 (or does
+  not fit at all) gets its input as partial sums on several cores, at axon types 4, merged one
+  tick later (:func:`split_fanin`; ``docs/families.md`` 1.5).
 * Connections. Dense / Sparse / a direct edge (identity) -> ``TrueNorthCrossbar``; float Delays
   before or after the connection fold into ``delay = max(1, d)``; per-element delays that differ
   split the crossbar by delay. Native delays must be ``<= core.scheduler_slots - 1``.
 
 Unsupported (CompileError naming the node, the rule and the fix): AdaptiveLIF, CubaLIF (no
 synaptic current), non-spiking readouts (LI, CubaLI, Integrator), connections in series, fan-in
-above the core's axons.
+above the core's axons (without ``split_fanin``).
 """
 
 from __future__ import annotations
@@ -497,8 +504,11 @@ def _fanin(p: Pop) -> np.ndarray:
 
 
 def _choose_scheme(p: Pop, w: np.ndarray, opts: QuantizeOptions, lim: Limits,
-                   notes: list[str]) -> Fit:
+                   notes: list[str], splittable: Any = None) -> Fit:
+    """The weight scheme of one population (see the module doc); ``splittable()`` says whether
+    ``split_fanin`` could split its fan-in (for the hints of the error and the report note)."""
     fanin = _fanin(p)
+    split_hint = "compile with split_fanin=auto (partial sums on several cores, +1 tick)"
     worst = int(fanin.max()) if fanin.size else 0
     wanted = ("2", "4") if opts.axon_types == "auto" else (opts.axon_types,)
     fits = [s for s in wanted if worst * SCHEMES[s][0] <= lim.axons]
@@ -507,6 +517,8 @@ def _choose_scheme(p: Pop, w: np.ndarray, opts: QuantizeOptions, lim: Limits,
         c = SCHEMES[s][0]
         j = int(np.argmax(fanin))
         hint = (" or use axon_types=2" if s == "4" and worst * 2 <= lim.axons else "")
+        if splittable is not None and splittable():
+            hint += f" or {split_hint}"
         raise CompileError(
             f"population {p.node.name}: neuron {j} has fan-in {worst} inputs x {c} axon copies = "
             f"{worst * c} > {lim.axons} axons per core (core.axons of the target); a TrueNorth "
@@ -526,6 +538,8 @@ def _choose_scheme(p: Pop, w: np.ndarray, opts: QuantizeOptions, lim: Limits,
             f"TrueNorth neuron has {len(SCHEMES['4'][1])} weights shared by all its inputs and "
             f"{best.copies} axon copies per input give {1 << best.copies} levels per weight; "
             "expect lower accuracy. To recover: "
+            + (f"{split_hint}, " if "4" not in fits and splittable is not None and splittable()
+               else "")
             + (f"reduce the fan-in to <= {lim.axons // SCHEMES['4'][0]} inputs (axon types 4: "
                "15 levels) or " if best.copies < SCHEMES["4"][0] else "")
             + "train with trinary weights (EEDN), which axon types 2 represent exactly")
@@ -591,8 +605,22 @@ def _lower_pop(graph: Graph, p: Pop, fit: Fit, lim: Limits) -> Lowered:
     which = np.array(list(bounds))[stack.argmin(axis=0)]
     # Integer multiple m of the step: as large as the weights allow, at least 1.
     m_max = np.floor(lim.weight_max / np.maximum(umax, 1e-300) + 1e-9)
-    m = np.clip(np.floor(target * fit.step + 1e-9), 1, np.maximum(m_max, 1))
-    sigma = m / fit.step
+    m_fit = np.floor(target * fit.step + 1e-9)
+    m = np.clip(m_fit, 1, np.maximum(m_max, 1))
+    # A neuron whose weights are tiny next to its threshold or leak (m < 1: one integer unit
+    # per grid step would already overflow a register) keeps the largest scale the registers
+    # allow; its weights then go onto the integer levels (unit * 1) directly, and those below
+    # half a unit round to 0. m = 1 at sigma = 1 / step instead would push alpha and the leak
+    # past their registers (a trained-out neuron with weights near 1e-40 gave sigma near 1e40).
+    coarse = m_fit < 1
+    sigma = np.where(coarse, target, m / np.where(fit.step > 0, fit.step, 1.0))
+    if coarse.any():
+        lim_by = ", ".join(sorted(set(which[coarse].tolist())))
+        p.notes.append(
+            f"{int(coarse.sum())} neuron(s) have weights below one integer unit per level at "
+            f"the largest scale the {lim_by} register allows (max|w| <= "
+            f"{float(np.max(np.abs(fit.unit[coarse]).max(axis=1) * fit.step[coarse])):.3g}): "
+            "their weights are rounded on the integer levels directly")
     levels = np.zeros((n, 4), np.int64)
     levels[:, :fit.copies] = np.rint(fit.unit * m[:, None]).astype(np.int64)
     levels = np.clip(levels, -lim.weight_max, lim.weight_max)
@@ -644,6 +672,285 @@ def _lower_pop(graph: Graph, p: Pop, fit: Fit, lim: Limits) -> Lowered:
 
 
 # ------------------------------------------------------------------------------------------
+# Fan-in splitting (option split_fanin): partial sums on several cores
+# ------------------------------------------------------------------------------------------
+SPLIT_KINDS = ("IF", "LIF")
+"""Target kinds a split keeps sound: integrators of their input current. A Threshold neuron
+(memoryless, EEDN) decides on each tick's input alone, which a relay that carries charge over
+ticks would change."""
+
+
+def _split_bounds(nz: np.ndarray, per_block: int) -> list[int]:
+    """Column boundaries ``0 = b_0 < ... < b_k = M`` such that no row has more than
+    ``per_block`` non-zeros in any block; greedy, then re-balanced to equal shares."""
+    n, m = nz.shape
+    cum = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(nz, axis=1, dtype=np.int64)],
+                         axis=1)
+
+    def greedy(limit: int) -> list[int]:
+        bounds, s = [0], 0
+        while s < m:
+            counts = (cum[:, s + 1:] - cum[:, s:s + 1]).max(axis=0)  # non-decreasing in the end
+            s += max(1, int(np.searchsorted(counts, limit, side="right")))
+            bounds.append(s)
+        return bounds
+
+    bounds = greedy(per_block)
+    k = len(bounds) - 1
+    worst = int(nz.sum(axis=1).max()) if nz.size else 0
+    even = greedy(max(1, -(-worst // k)))  # the same number of blocks, fuller ones evened out
+    return even if len(even) - 1 <= k else bounds
+
+
+def _on_cycle(graph: Graph, name: str, chains: list[Chain]) -> bool:
+    """Whether a split would lengthen a loop: some input chain's source is reachable from it."""
+    import networkx as nx
+
+    g = graph.to_networkx()
+    return any(ch.source == name or nx.has_path(g, name, ch.source) for ch in chains)
+
+
+def split_names(graph: Graph, pops: dict[str, Node], opts: QuantizeOptions) -> list[str] | None:
+    """The populations ``opts.split_fanin`` names (None for ``"off"`` and ``"auto"``);
+    CompileError for a name that is not a population."""
+    mode = str(opts.split_fanin)
+    if mode in ("off", "auto"):
+        return None
+    named = [s.strip() for s in mode.split(",") if s.strip()]
+    unknown = [s for s in named if s not in pops]
+    if unknown:
+        raise CompileError(
+            f"quantize: split_fanin names {', '.join(unknown)}, which "
+            f"{'is not a population' if len(unknown) == 1 else 'are not populations'} of "
+            f"graph {graph.name}; populations: {', '.join(pops) or 'none'} (or use auto/off)")
+    return named
+
+
+def split_decision(graph: Graph, node: Node, chs: list[Chain], opts: QuantizeOptions,
+                   lim: Limits, notes: list[str], named: bool) -> list[int] | None:
+    """Whether to split population ``node``'s input and where: column boundaries over the
+    concatenation of its chains' inputs (in chain order), or None.
+
+    ``named`` (the population is listed in ``split_fanin``): split whenever the fan-in exceeds
+    what axon types 4 hold (CompileError when the split would not be sound). ``auto``: only
+    where the fan-in leaves the population on coarser weights than a split gives (axon types 2
+    with a weight error above ``WEIGHT_ERROR_NOTE`` and larger than axon types 4 would have),
+    or does not fit at all; unsound cases get a report note instead.
+    """
+    name = node.name
+    if not chs:
+        return None
+    scheme = "4" if opts.axon_types == "auto" else opts.axon_types
+    per_block = lim.axons // SCHEMES[scheme][0]
+    w = np.concatenate([ch.w for ch in chs], axis=1)
+    nz = w != 0
+    worst = int(nz.sum(axis=1).max()) if nz.size else 0
+    if worst <= per_block:
+        if named:
+            notes.append(f"population {name}: split_fanin not needed: fan-in {worst} <= "
+                         f"{per_block} inputs already fits axon types {scheme}")
+        return None
+    gain = _pop(graph, node, chs).gain
+    if not named and worst * SCHEMES["2"][0] <= lim.axons:
+        wf = gain[:, None] * w
+        unsplit = fit_scheme(wf, "2").error
+        if unsplit <= WEIGHT_ERROR_NOTE or fit_scheme(wf, scheme).error >= unsplit:
+            return None
+    why = None
+    if node.kind not in SPLIT_KINDS:
+        why = (f"kind {node.kind} is not an integrator (a {node.kind} neuron decides on each "
+               "tick's input alone, which a relay would change)")
+    elif _on_cycle(graph, name, chs):
+        why = "it lies on a recurrent loop, whose timing the relay tick would change"
+    elif not np.all(gain > 0):
+        why = "some neurons have no input gain (r = 0)"
+    if why is not None:
+        if named:
+            raise CompileError(f"population {name}: split_fanin cannot split it: {why}; "
+                               "remove it from split_fanin")
+        notes.append(f"population {name}: not split (split_fanin=auto): {why}")
+        return None
+    return _split_bounds(nz, per_block)
+
+
+def _uses(chains: dict[str, list[Chain]]) -> dict[str, int]:
+    """How many populations each float connection feeds (a shared one is named per target)."""
+    uses: dict[str, int] = {}
+    for chs in chains.values():
+        for ch in chs:
+            if ch.conn is not None:
+                uses[ch.conn.name] = uses.get(ch.conn.name, 0) + 1
+    return uses
+
+
+def _never_fires(low: Lowered, q_int: np.ndarray) -> np.ndarray:
+    """Neurons that provably never spike under the exact update (docs/families.md 1.2), from
+    V = 0, whatever their input: ``I`` = the largest input of one tick (every positive
+    synapse active at once). Deterministic leak and threshold (``tm = 0``) only.
+
+    * no leak reversal: ``I + lambda <= 0`` keeps ``V <= 0 < alpha`` after every tick;
+    * leak reversal, ``lambda = -L <= 0``: with ``I <= L``, ``V <= L`` is invariant (a positive
+      ``V + I <= 2L`` loses ``L``, a negative one gains at most ``L``), so ``L < alpha`` means
+      no spike.
+    """
+    imax = np.clip(q_int, 0, None).sum(axis=1) if q_int.size else np.zeros(low.leak.shape)
+    det = low.stoch_leak == 0
+    plain = (low.leak_rev == 0) & (imax + low.leak <= 0)
+    rev = (low.leak_rev == 1) & (low.leak <= 0) & (imax <= -low.leak) & (-low.leak < low.alpha)
+    return det & (plain | rev)
+
+
+def _prune_silent(chs: list[Chain], silent: dict[str, np.ndarray]) -> int:
+    """Zero the weights from source neurons that can never fire (their spikes are known: none);
+    returns how many synapses went. A smaller fan-in can afford finer weights."""
+    dropped = 0
+    for ch in chs:
+        dead = silent.get(ch.source)
+        if dead is None or not dead.any():
+            continue
+        gone = int(np.count_nonzero(ch.w[:, dead]))
+        if gone:
+            ch.w = ch.w.copy()
+            ch.w[:, dead] = 0.0
+            dropped += gone
+    return dropped
+
+
+def _silent_text(chs: list[Chain], silent: dict[str, np.ndarray]) -> str:
+    seen = dict.fromkeys(ch.source for ch in chs if ch.source in silent)
+    return ", ".join(f"{int(silent[s].sum())} of {s}" for s in seen if silent[s].any())
+
+
+def split_fanin(graph: Graph, pops: dict[str, Node], chains: dict[str, list[Chain]],
+                plan: dict[str, list[int]]) -> tuple[Graph, dict[str, dict]]:
+    """The float graph with each planned population's input split into partial sums.
+
+    For target population ``T`` (``N`` neurons, threshold ``thr``, input gain ``g``) and the
+    column blocks of ``plan[T]`` (``k`` non-empty ones): partial population ``T_part{q}``
+    holds ``2N`` IF neurons (``r = 1``, reset by subtraction, threshold
+    ``theta = thr / (k g)`` in input units); neuron ``j`` gets block ``q`` of ``T_j``'s inputs
+    with their weights, neuron ``N + j`` the same inputs negated. A Sparse ``T_merge{q}`` adds
+    ``+theta`` per spike of ``j`` and ``-theta`` per spike of ``N + j`` to ``T_j`` (the bias of
+    ``T``'s connections rides on the first merge). A partial neuron fires at most once per
+    tick, and a subtraction reset keeps the remainder, so over a window the merged input equals
+    the original one up to one quantum per partial neuron, one tick later. Delays of the
+    original chains stay in front of the partial neurons. Returns the graph and the decisions.
+    """
+    import dataclasses
+
+    from ir.nodes import IF, Delay, Sparse
+
+    b = GraphBuilder.from_graph(graph)
+    info: dict[str, dict] = {}
+    new_nodes: dict[str, list[Node]] = {}
+    new_edges: list[tuple[str, str]] = []
+    drop_edges: set[tuple[str, str]] = set()
+    taken = set(graph.nodes)
+
+    def fresh(base: str) -> str:
+        name = unique_name(taken, base)
+        taken.add(name)
+        return name
+
+    for tname, bounds in plan.items():
+        node = pops[tname]
+        chs = chains[tname]
+        p = _pop(graph, node, chs)
+        n = p.n
+        offsets = np.cumsum([0] + [ch.w.shape[1] for ch in chs])
+        w_all = np.concatenate([ch.w for ch in chs], axis=1)
+        blocks = [(a, z) for a, z in zip(bounds[:-1], bounds[1:], strict=True)
+                  if np.any(w_all[:, a:z] != 0)]
+        k = len(blocks)
+        theta = p.thr / (k * np.where(p.gain > 0, p.gain, 1.0))
+        added: list[Node] = []
+        parts: list[str] = []
+        bias = np.zeros(n)
+        for ch in chs:
+            if ch.bias is not None:
+                bias = bias + ch.bias
+            last = (ch.post[-1].name if ch.post else ch.conn.name if ch.conn is not None
+                    else ch.pre[-1].name if ch.pre else ch.source)
+            drop_edges.add((last, tname))
+        for q, (a, z) in enumerate(blocks):
+            pname = fresh(f"{tname}_part{q}")
+            parts.append(pname)
+            for ci, ch in enumerate(chs):
+                lo, hi = max(a, offsets[ci]) - offsets[ci], min(z, offsets[ci + 1]) - offsets[ci]
+                if hi <= lo:
+                    continue
+                sub = ch.w[:, lo:hi]
+                rows, cols = np.nonzero(sub)
+                if rows.size == 0:
+                    continue
+                vals = sub[rows, cols]
+                src = ch.pre[-1].name if ch.pre else ch.source
+                base = ch.conn.name if ch.conn is not None else f"{ch.source}_to_{tname}"
+                sname = fresh(f"{base}_part{q}")
+                added.append(Sparse(
+                    name=sname, in_features=int(ch.w.shape[1]), out_features=2 * n,
+                    rows=b.const(f"{sname}.rows", np.concatenate([rows, rows + n]).astype(np.int64)),
+                    cols=b.const(f"{sname}.cols", np.concatenate([cols, cols]).astype(np.int64) + lo),
+                    values=b.const(f"{sname}.values", np.concatenate([vals, -vals]))))
+                new_edges.append((src, sname))
+                post = _delay_vec(graph, ch.post, n)
+                if post.any():
+                    dname = fresh(f"{sname}_delay")
+                    added.append(Delay(name=dname, shape=(2 * n,), delay=b.const(
+                        f"{dname}.delay", np.concatenate([post, post]).astype(np.float64))))
+                    new_edges.append((sname, dname))
+                    new_edges.append((dname, pname))
+                else:
+                    new_edges.append((sname, pname))
+            th = np.concatenate([theta, theta])
+            thr_ref = float(th[0]) if np.all(th == th[0]) else b.const(f"{pname}.v_threshold", th)
+            added.append(IF(name=pname, shape=(2 * n,), v_threshold=thr_ref, reset="subtract"))
+            mname = fresh(f"{tname}_merge{q}")
+            j = np.arange(n)
+            mbias = b.const(f"{mname}.bias", bias) if q == 0 and np.any(bias != 0) else None
+            added.append(Sparse(
+                name=mname, in_features=2 * n, out_features=n,
+                rows=b.const(f"{mname}.rows", np.concatenate([j, j]).astype(np.int64)),
+                cols=b.const(f"{mname}.cols", np.concatenate([j, j + n]).astype(np.int64)),
+                values=b.const(f"{mname}.values", np.concatenate([theta, -theta])), bias=mbias))
+            new_edges += [(pname, mname), (mname, tname)]
+        new_nodes[tname] = added
+        fan = int((w_all != 0).sum(axis=1).max())
+        per = [int((w_all[:, a:z] != 0).sum(axis=1).max()) for a, z in blocks]
+        info[tname] = dict(fanin=fan, parts=parts, inputs_per_part=per,
+                           blocks=[[int(a), int(z)] for a, z in blocks],
+                           quantum=span_float(theta * p.gain), extra_ticks=1)
+    # Rebuild in order: the new nodes sit just before their target population.
+    nodes: dict[str, Node] = {}
+    edges = [e for e in b.edges if e not in drop_edges] + new_edges
+    for name, nd in b.nodes.items():
+        for item in new_nodes.get(name, []):
+            nodes[item.name] = item
+        nodes[name] = nd
+    # Connections and Delays that fed only the split populations go.
+    while True:
+        has_succ = {s for s, _ in edges}
+        dead = [nm for nm, nd in nodes.items()
+                if nd.kind in ("Dense", "Sparse", "Delay") and nm not in has_succ]
+        if not dead:
+            break
+        for nm in dead:
+            del nodes[nm]
+        edges = [e for e in edges if e[0] not in dead and e[1] not in dead]
+    refs = {r.name for nd in nodes.values() for _, r in nd.refs()}
+    consts = {k: v for k, v in b.constants.items() if k in refs}
+    out = dataclasses.replace(graph, nodes=nodes, edges=tuple(edges), constants=consts)
+    return out, info
+
+
+def span_float(values: np.ndarray) -> float | str:
+    """One float, or ``"lo..hi"`` when the neurons differ (4 significant digits)."""
+    values = np.asarray(values, np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    return float(f"{lo:.4g}") if np.isclose(lo, hi) else f"{lo:.4g}..{hi:.4g}"
+
+
+# ------------------------------------------------------------------------------------------
 # The quantizer
 # ------------------------------------------------------------------------------------------
 @register_quantizer("truenorth")
@@ -655,26 +962,57 @@ def quantize_truenorth(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Gr
     pops_f, chains = collect(graph, "truenorth", readouts=("LI", "CubaLI", "Integrator"))
     for name, node in pops_f.items():  # unsupported kinds fail before any work
         _pop(graph, node, chains[name])
+    split_named = split_names(graph, pops_f, opts)
+    split_info: dict[str, dict] = {}
+    silent: dict[str, np.ndarray] = {}  # per lowered population: neurons that can never fire
     constants: dict[str, np.ndarray] = {}
     cb_builder = GraphBuilder("_")  # only for unique constant names
     natives: dict[str, Node] = {}
     conns: dict[str, list[tuple[Node, str]]] = {}
     taken = set(graph.nodes)
-    uses: dict[str, int] = {}
-    for chs in chains.values():
-        for ch in chs:
-            if ch.conn is not None:
-                uses[ch.conn.name] = uses.get(ch.conn.name, 0) + 1
+    uses = _uses(chains)
     dec_p: dict[str, Any] = {}
     dec_c: dict[str, Any] = {}
     id_base = 0
     seed = int(opts.seed) & 0xFFFFFFFF
     shifted = 0
-    for name, node in pops_f.items():
+    order = list(pops_f)
+    i = 0
+    while i < len(order):  # populations in graph order; a split inserts its partial sums here
+        name = order[i]
+        node = pops_f[name]
+        pruned = _prune_silent(chains[name], silent)
+        if pruned:
+            report.notes.append(
+                f"population {name}: {pruned} synapse(s) from neurons that can never fire "
+                f"({_silent_text(chains[name], silent)}) dropped; the spikes are unchanged")
+        want = opts.split_fanin == "auto" or name in (split_named or ())
+        bounds = split_decision(graph, node, chains[name], opts, lim, report.notes,
+                                named=split_named is not None) if want else None
+        if bounds is not None:
+            graph, info = split_fanin(graph, {name: node}, {name: chains[name]}, {name: bounds})
+            si = split_info[name] = info[name]
+            report.notes.append(
+                f"population {name}: fan-in {si['fanin']} split over {len(si['parts'])} "
+                f"partial-sum populations ({', '.join(si['parts'])}; at most "
+                f"{max(si['inputs_per_part'])} inputs each) relaying the input in quanta of "
+                f"{si['quantum']} (v_threshold / {len(si['parts'])}); its spikes come 1 tick "
+                "later")
+            pops_f, chains = collect(graph, "truenorth", readouts=("LI", "CubaLI", "Integrator"))
+            uses = _uses(chains)
+            taken |= set(graph.nodes)
+            order[i:i] = si["parts"]
+            continue
+        i += 1
         p = _pop(graph, node, chains[name])
         parts = [p.gain[:, None] * ch.w for ch in p.chains]
         w_all = np.concatenate(parts, axis=1) if parts else np.zeros((p.n, 0))
-        fit = fit_scheme(w_all, "2") if not parts else _choose_scheme(p, w_all, opts, lim, p.notes)
+        def splittable(g: Graph = graph, n: Node = node, chs: list[Chain] = p.chains) -> bool:
+            return (opts.split_fanin == "off" and n.kind in SPLIT_KINDS
+                    and not _on_cycle(g, n.name, chs))
+
+        fit = fit_scheme(w_all, "2") if not parts else _choose_scheme(
+            p, w_all, opts, lim, p.notes, splittable=splittable)
         low = _lower_pop(graph, p, fit, lim)
         # The integer weights realised (levels are integers now): re-encode at the final levels.
         sums_int = _subset_sums(low.levels[:, :fit.copies].astype(np.float64))
@@ -682,6 +1020,7 @@ def quantize_truenorth(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Gr
         codes = _encode(ideal, sums_int) if w_all.size else np.zeros((p.n, 0), np.int64)
         q_int = np.take_along_axis(sums_int, codes, axis=1) if w_all.size else codes
         q_back = q_int / low.sigma[:, None]
+        silent[name] = _never_fires(low, q_int)
         def nb(f: str, arr: np.ndarray, _pop: str = name) -> int | Ref:
             return int_param(cb_builder, f"{_pop}.{f}", arr)
 
@@ -764,7 +1103,10 @@ def quantize_truenorth(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Gr
             "TrueNorth (native delay >= 1): spikes of the quantized graph come later by one tick "
             "per such layer")
     decisions = dict(populations=dec_p, connections=dec_c,
+                     **({"split_fanin": split_info} if split_info else {}),
                      options=dict(axon_types=opts.axon_types, seed=seed,
+                                  **({"split_fanin": opts.split_fanin}
+                                     if opts.split_fanin != "off" else {}),
                                   weight_bits=opts.weight_bits,
                                   calibrated=opts.calibration is not None))
     attrs = record(dict(graph.attrs, target=profile.name), "quantize", decisions)
@@ -790,4 +1132,5 @@ def calibration_report(g: Graph, pops: list[str], opts: QuantizeOptions,
                           mean_rate=st["mean_rate"], samples=st["samples"], steps=st["steps"])
 
 
-__all__ = ["Chain", "Fit", "collect", "fit_scheme", "quantize_truenorth", "trace_chain"]
+__all__ = ["Chain", "Fit", "collect", "fit_scheme", "quantize_truenorth", "split_decision",
+           "split_fanin", "trace_chain"]
