@@ -95,11 +95,11 @@ def float_latency(graph: Any) -> int:
 
 def latency_shift(routed: Any, source: Any, port: str | None = None) -> int:
     """How many ticks later the chip's output ``port`` answers than the source graph's: the
-    mapping's declared latency (plus splitter ticks) minus the source graph's own delays."""
+    mapping's declared latency (its path delays, splitter ticks included) minus the source
+    graph's own delays."""
     m = routed.mapping or {}
-    lat = m.get("latency") or {}
-    extra = m.get("extra_latency") or {}
+    lat = {k: v for k, v in (m.get("latency") or {}).items() if v is not None}
     port = port or (source.outputs[0].name if source.outputs else None)
     total = lat.get(port, max(lat.values(), default=0))
     src = float_latency(source) if getattr(source, "stage", None) == "float" else 0
-    return max(0, int(total) + int(extra.get(port, 0)) - src)
+    return max(0, int(total) - src)

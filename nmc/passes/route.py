@@ -15,8 +15,8 @@ What it decides (``Graph.mapping``, docs/architecture.md "Mapping contract"):
   ``x`` (host -> chip); ``outputs[o]``: ``[core, local_base, start, stop]`` covering the read
   population once (chip -> host).
 * ``latency[o]``: ticks from an input spike to the earliest output it can cause (shortest sum of
-  connection delays from any Input, plus the mapping's extra latency); ``None`` when no input
-  reaches the output. ``extra_latency[o]``: ticks the mapping adds (TrueNorth splitters), taken
+  connection delays from any Input; the retimed delays of TrueNorth splitters already hold the
+  mapping's extra latency); ``None`` when no input reaches the output. ``extra_latency[o]``: ticks the mapping adds (TrueNorth splitters), taken
   from the family legalization (``attrs["passes"]["legalize_family"]["extra_latency"]``).
 
 Checks: every synapse of the graph is reached exactly once (:func:`check_reach`, rule
@@ -144,8 +144,10 @@ def build_outputs(net: Network, cores: list[list[Slice]]) -> dict[str, list[list
     return out
 
 
-def latencies(net: Network, extra: dict[str, int]) -> dict[str, int | None]:
-    """Shortest input-to-output delay per Output (Dijkstra over connection delays)."""
+def latencies(net: Network) -> dict[str, int | None]:
+    """Shortest input-to-output delay per Output (Dijkstra over connection delays). Retiming
+    (TrueNorth splitters) already lengthened the delays on the path: the mapping's extra
+    latency is part of the result, not added to it."""
     dist: dict[str, int] = {}
     heap = [(0, x) for x in net.inputs]
     heapq.heapify(heap)
@@ -159,8 +161,7 @@ def latencies(net: Network, extra: dict[str, int]) -> dict[str, int | None]:
             for t in syn.targets:
                 if t not in dist:
                     heapq.heappush(heap, (d + int(syn.delay), t))
-    return {o: (dist[p] + int(extra.get(o, 0)) if p in dist else None)
-            for o, p in net.outputs.items()}
+    return {o: (dist[p] if p in dist else None) for o, p in net.outputs.items()}
 
 
 # ---- link loads -------------------------------------------------------------------------------
@@ -444,7 +445,7 @@ def route_graph(graph: Graph, profile: Any) -> tuple[dict, dict]:
         "routes": build_routes(net, cores, table),
         "inputs": build_inputs(net, table),
         "outputs": build_outputs(net, cores),
-        "latency": latencies(net, extra),
+        "latency": latencies(net),
         "extra_latency": extra,
     }
     mesh, slots = placed_slots(graph, profile)
