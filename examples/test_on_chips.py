@@ -16,7 +16,6 @@ REFUSED = {
     ("eprop", "truenorth"): "kind AdaptiveLIF is not supported by the truenorth family",
     ("eprop", "brainscales2"): "kind AdaptiveLIF is not supported by the brainscales2 family",
     ("tempotron", "truenorth"): "kind CubaLIF is not supported by the truenorth family",
-    ("stdp", "truenorth"): "axon copies = 286 > 256 axons per core",
     ("eprop/lif", "truenorth"): "kind LI is not supported by the truenorth family",
     ("ann_conversion/cnn", "brainscales2"): "chips 2 > 1 by 1 (target brainscales2) [net.chips]",
 }

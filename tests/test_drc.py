@@ -101,7 +101,7 @@ def test_truenorth_fanout_rule_without_legalization():
     found = [v for v in check_design(part, "truenorth-mini") if v.rule == "truenorth.fanout"]
     assert [(v.object, v.value, v.limit, v.detail) for v in found] == [
         ("population h0 neuron 0", 11, 1, "40 neurons"),
-        ("population h1 neuron 0", 2, 1, "25 neurons")]
+        ("population h1 neuron 0", 3, 1, "28 neurons")]  # h2 on axon types 3: 3 axons each
     assert found[0].message() == (
         "population h0 neuron 0 (40 neurons): targets 11 > 1 by 10 [truenorth.fanout]; a TrueNorth "
         "neuron has one target; run legalize_family (copies or splitter cores)")
@@ -112,10 +112,10 @@ def test_check_target_says_by_how_much_a_network_does_not_fit(tmp_path):
     reached, found = check_target(tn_float_net(), prof)
     assert reached.stage == Stage.PARTITIONED
     assert report_text(found, prof.name) == (
-        "mapping of tnnet (cores used): cores 20 > 16 by 4 (target test-profile) [net.chips]; "
-        "the partition uses 20 cores but 1 chips hold 16; shrink the network, reduce weight "
+        "mapping of tnnet (cores used): cores 21 > 16 by 5 (target test-profile) [net.chips]; "
+        "the partition uses 21 cores but 1 chips hold 16; shrink the network, reduce weight "
         "bits, or raise chip.max_chips in a custom profile")
-    assert json.loads(report_json(found))[0]["value"] == 20
+    assert json.loads(report_json(found))[0]["value"] == 21
 
 
 def test_check_target_reports_a_pass_that_stops():
@@ -131,7 +131,7 @@ def test_design_rules_hook_for_nmc_check():
     assert {k: out[k] for k in ("target", "fits", "stage_reached", "violations", "text")} == {
         "target": "truenorth-mini", "fits": True, "stage_reached": "routed", "violations": [],
         "text": "fits on truenorth-mini: no design-rule violations"}
-    assert out["cores"] == 20
+    assert out["cores"] == 21
 
 
 def test_check_design_refuses_a_float_graph():

@@ -101,7 +101,7 @@ def test_lif_leak_approximation_fields():
 
 def test_sub_unit_leak_uses_the_stochastic_leak():
     q, rep = quantize(one_layer(LIF, [[1000.0]], tau_mem=1.0, v_threshold=1.0), "truenorth",
-                      QuantizeOptions(seed=9))
+                      QuantizeOptions(seed=9, axon_types="2"))
     f = fields(q, "h")
     # Single-sign 2-bit grid: the weight is 3 steps of m = 127, so sigma = 381 / (1000 d) and the
     # ideal leak -d / 2 * sigma = -0.1905 per tick -> |lambda| = round(256 * 0.1905) - 1 = 48
@@ -110,6 +110,14 @@ def test_sub_unit_leak_uses_the_stochastic_leak():
         (127, 254, -48, 1, 1, 9)
     assert "population h: stochastic leak for 1 neuron(s) (leak below one unit per tick)" in \
         rep.notes
+    # auto: one weight value is exact on one axon type too, and one axon is cheaper (a tie on
+    # the weight error picks fewer axons): s0 = 255, sigma = 255 / (1000 d), ideal leak
+    # -0.1275 per tick -> |lambda| = round(256 * 0.1275) - 1 = 32.
+    q, rep = quantize(one_layer(LIF, [[1000.0]], tau_mem=1.0, v_threshold=1.0), "truenorth",
+                      QuantizeOptions(seed=9))
+    f = fields(q, "h")
+    assert q.nodes["fc"].copies == 1 and rep.connections[0]["rel_error"] == 0.0
+    assert (f["s0"], f["s1"], f["leak"], f["stoch_leak"]) == (255, 0, -32, 1)
 
 
 def test_reset_modes_and_bias_to_leak():
@@ -143,17 +151,24 @@ def test_auto_picks_four_types_for_real_weights_and_two_when_four_do_not_fit():
     assert q.nodes["fc"].copies == 4 and rep.connections[0]["axon_types"] == "4"
     e4 = rep.connections[0]["rel_error"]
     q, rep = quantize(one_layer(IF, w, v_threshold=3.0), "truenorth-mini")
-    assert q.nodes["fc"].copies == 2  # 20 x 4 = 80 > 64 axons
-    assert rep.connections[0]["rel_error"] > e4
+    assert q.nodes["fc"].copies == 3  # 20 x 4 = 80 > 64 axons, 20 x 3 = 60 fit
+    assert q.constants["fc.axon_types"].tolist() == [0, 1, 2] * 20
+    e3 = rep.connections[0]["rel_error"]
+    assert rep.notes[0] == ("population h: axon types 3 chosen by weight error (2: 0.3089, "
+                            "3: 0.1492); 4 does not fit: fan-in 20 x 4 copies > 64 axons")
+    q, rep = quantize(one_layer(IF, w[:, :10], v_threshold=3.0), "truenorth-mini")
+    assert q.nodes["fc"].copies == 4  # 3 types are not tried where 4 fit
     q, rep = quantize(one_layer(IF, w, v_threshold=3.0), "truenorth",
                       QuantizeOptions(axon_types="2"))
     assert q.nodes["fc"].copies == 2
     types = q.constants["fc.axon_types"]
     assert types.tolist() == [0, 1] * 20
+    assert e4 < e3 < rep.connections[0]["rel_error"]
 
 
 def test_fan_in_above_the_axons_is_an_error():
     w = np.ones((2, 40))
+    w[:, ::2] = -1.0  # both signs: at least two axons per input
     with pytest.raises(CompileError, match=(
             r"^population h: neuron 0 has fan-in 40 inputs x 2 axon copies = 80 > 64 axons per "
             r"core \(core.axons of the target\); a TrueNorth neuron sees one core's axons only: "
@@ -264,6 +279,114 @@ def test_large_fanin_weight_error_is_explained():
         "expect lower accuracy. To recover: compile with split_fanin=auto (partial sums on "
         "several cores, +1 tick), reduce the fan-in to <= 64 inputs (axon types 4: 15 levels) or "
         "train with trinary weights (EEDN), which axon types 2 represent exactly"]
+
+
+# ---- per-connection axon types ----------------------------------------------------------------
+def wta_net(n_in=16, n=20, inhibition=-2.0, seed=0):
+    """Excitatory input (non-negative, some zeros) into LIF neurons that all inhibit each other by
+    one weight one tick later (the stdp example's shape, small enough for truenorth-mini)."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.0, 0.4, (n, n_in)) * (rng.random((n, n_in)) < 0.85)
+    b = GraphBuilder("wta")
+    b.add(Input(name="x", shape=(n_in,)))
+    b.add(Dense(name="fc", in_features=n_in, out_features=n, weight=b.const("w", w)), "x")
+    b.add(LIF(name="h", shape=(n,), tau_mem=0.02, r=20.5, v_threshold=4.0), "fc")
+    b.add(Delay(name="d", shape=(n,), delay=1), "h")
+    b.add(Dense(name="inh", in_features=n, out_features=n,
+                weight=b.const("wi", inhibition * (1.0 - np.eye(n)))), "d")
+    b.connect("inh", "h")
+    b.add(Output(name="y", shape=(n,)), "h")
+    return b.build(), rng.random((3, 60, n_in)) < 0.3
+
+
+def test_per_connection_axon_types_fit_a_uniform_lateral_inhibition():
+    from ir.native.truenorth import effective_weights
+
+    g, _ = wta_net()
+    # one scheme for the whole population: (16 + 19) inputs x 2 copies = 70 > 64 axons
+    with pytest.raises(CompileError, match=r"fan-in 35 inputs x 2 axon copies = 70 > 64"):
+        quantize(g, "truenorth-mini", QuantizeOptions(axon_types="2"))
+    q, rep = quantize(g, "truenorth-mini")
+    assert problems(q) == []
+    # per connection: the input on types 0, 1 (16 x 2), the inhibition on type 2 (19 x 1)
+    assert (q.nodes["fc"].copies, q.nodes["inh"].copies) == (2, 1)
+    assert q.constants["fc.axon_types"].tolist() == [0, 1] * 16
+    assert q.constants["inh.axon_types"].tolist() == [2] * 20
+    assert q.nodes["inh"].delay == 1  # the loop keeps its timing
+    dec = q.attrs["passes"]["quantize"]
+    assert dec["populations"]["h"]["axon_types"] == "2+1"
+    assert dec["connections"]["inh"]["types"] == [2]
+    assert any(n.startswith("population h: axon types 2+1 chosen by weight error (1+1: ")
+               and n.endswith("; fc on types 0,1, inh on type 2") for n in rep.notes)
+    # one level per neuron holds the inhibition: -2 times the neuron's scale, on every synapse
+    h = q.nodes["h"]
+    wi = effective_weights(q, q.nodes["inh"], h)
+    s2 = np.broadcast_to(np.asarray(q.param(h, "s2")), (20,))
+    assert np.array_equal(wi, s2[:, None] * (1 - np.eye(20, dtype=np.int64)))
+    assert np.all(s2 < 0) and np.all(q.param(h, "s3") == 0)
+    rows = {c["name"]: c for c in rep.connections}
+    assert rows["inh"]["rel_error"] < 2e-3 and rows["inh"]["copies"] == 1
+    assert rows["fc"]["axon_types"] == "2" and rows["fc"]["types"] == "0,1"
+    # the excitatory weights are as good as a population-wide 2-type scheme would make them
+    from nmc.passes.quantize.truenorth import fit_scheme
+    wf = np.asarray(g.const(g.nodes["fc"].weight)) * (1 - np.exp(-g.dt / 0.02)) * 20.5
+    assert rows["fc"]["rel_error"] <= fit_scheme(wf, "2").error + 0.01
+
+
+def test_per_connection_level_of_a_neuron_without_input_on_the_other_types():
+    from ir.native.truenorth import effective_weights
+
+    # neuron 0 has no excitatory input: only its inhibition (weak here) sets its scale
+    g, _ = wta_net(inhibition=-0.002)
+    w = np.asarray(g.constants["w"]).copy()
+    w[0] = 0.0
+    g.constants["w"] = w
+    q, _ = quantize(g, "truenorth-mini")
+    assert (q.nodes["fc"].copies, q.nodes["inh"].copies) == (2, 1)
+    h = q.nodes["h"]
+    sigma = np.asarray(q.param(h, "alpha"), float) / 4.0  # alpha = ceil(sigma * v_threshold)
+    wi = effective_weights(q, q.nodes["inh"], h)[0, 1:] / sigma[0]
+    ideal = -0.002 * (1 - np.exp(-g.dt / 0.02)) * 20.5
+    assert np.all(np.abs(wi / ideal - 1) < 0.1)  # was 0.31: an unused level capped the scale
+
+
+def test_per_connection_axon_types_on_the_chip_match_the_quantized_graph():
+    import nmc
+    from nmc.passes.drc import check_design
+
+    g, x = wta_net(seed=1)
+    c = nmc.compile(g, "truenorth-mini")
+    assert check_design(c.graph, c.profile) == []
+    q = quantize(g, "truenorth-mini")[0]
+    ref = np.asarray(run_int(q, x).outputs["y"])
+    r = int(c.graph.mapping["extra_latency"]["y"])
+    got = c.run(x).spikes["y"]
+    assert ref.sum() > 0 and r == 0
+    assert np.array_equal(ref, got[:, :, :20])
+
+
+def test_per_connection_refusal_names_the_fewest_axons():
+    g, _ = wta_net(n_in=40, n=30)
+    fans = np.count_nonzero(np.asarray(g.const(g.nodes["fc"].weight)), axis=1)
+    j, fan = int(np.argmax(fans)), int(fans.max())  # (fc, then inh: 29 everywhere)
+    with pytest.raises(CompileError, match=(
+            rf"^population h: neuron {j} has fan-in {fan + 29} inputs \(fc: {fan}, inh: 29\) "
+            rf"and needs at least {fan + 29} axons with its own axon types per connection \(one "
+            r"axon per source where a neuron's weights of a connection have one sign, else two\) "
+            r"> 64 axons per core")):
+        quantize(g, "truenorth-mini")
+
+
+def test_uniform_weights_take_one_axon_per_input():
+    # a sum pool: one weight value per neuron is exact on one axon type
+    w = np.kron(np.eye(4), np.ones((1, 4))) * 0.25
+    q, rep = quantize(one_layer(IF, w, v_threshold=1.0), "truenorth")
+    assert q.nodes["fc"].copies == 1 and rep.connections[0]["rel_error"] == 0.0
+    assert rep.notes[0] == "population h: axon types 1 chosen by weight error (2: 0, 4: 0, 1: 0)"
+    # single-sign weights beyond 2 copies per input: binary weights rather than a refusal
+    w = np.random.default_rng(3).uniform(0.0, 1.0, (3, 40))
+    q, rep = quantize(one_layer(IF, w, v_threshold=4.0), "truenorth-mini")
+    assert q.nodes["fc"].copies == 1 and 0 < rep.connections[0]["rel_error"] < 0.5
 
 
 # ---- split_fanin: a large fan-in as partial sums on several cores ----------------------------

@@ -33,9 +33,15 @@ Rules (also in ``docs/families.md``):
   - ``"4"``: four copies, levels ``(1, 2, 4, -7) m_j`` (subset sums: every integer -7..7 times
     ``m_j``) or ``(1, 2, 4, 8) m_j`` for single-sign weights (0..15). At most ``core.axons / 4``
     inputs.
-  - ``"auto"`` (default): per population the scheme with the smaller weight error
-    ``||W_q - W|| / ||W||`` among those whose per-neuron fan-in fits ``core.axons``; a tie picks
-    ``"2"`` (fewer axons and synaptic events).
+  - per-connection types (``"auto"`` only, :func:`_group_candidates`): the population's input
+    connections (at most ``MAX_GROUPED_CHAINS``) grouped in every way, each group on its own
+    1..4 axon types (4 in all) fitted on its own weights: one type = one Lloyd level per neuron
+    (only where a neuron's weights of the group have one sign; exact for one weight value, e.g.
+    a uniform lateral inhibition), three types = per neuron the best grid of ``THREE_UNITS``,
+    two and four types as above. A neuron needs ``sum copies_g x fan-in_g`` axons.
+  - ``"auto"`` (default): per population the scheme with the smallest weight error
+    ``||W_q - W|| / ||W||`` among those whose per-neuron axons fit ``core.axons``; a tie picks
+    fewer axons (fewer synaptic events), then the population-wide scheme.
 
   The grid step is chosen per neuron among ``max|w_j| / k_max * (1, 0.9, ..., 0.5)`` by squared
   error (clipping the largest weights when that helps).
@@ -43,7 +49,9 @@ Rules (also in ``docs/families.md``):
   that alpha, R, lambda and the membrane fit their registers; a leak or reset value that still does
   not fit is clipped (noted in the report). Where even ``m_j = 1`` would not fit (weights tiny
   next to the threshold or leak), ``sigma_j`` is the largest the registers allow and the weights
-  are rounded on the integer levels directly (small ones become 0).
+  are rounded on the integer levels directly (small ones become 0). Under per-connection types
+  ``step_j`` is that of the group with the most types; the other groups' levels are their float
+  values times ``sigma_j``, rounded.
 * Silent sources. A lowered neuron that provably never fires (:func:`_never_fires`) sends no
   spike, so its synapses into later populations are dropped before those are fitted.
 * ``split_fanin`` (off by default): a population whose fan-in keeps it on axon types 2 (or does
@@ -54,8 +62,8 @@ Rules (also in ``docs/families.md``):
   split the crossbar by delay. Native delays must be ``<= core.scheduler_slots - 1``.
 
 Unsupported (CompileError naming the node, the rule and the fix): AdaptiveLIF, CubaLIF (no
-synaptic current), non-spiking readouts (LI, CubaLI, Integrator), connections in series, fan-in
-above the core's axons (without ``split_fanin``).
+synaptic current), non-spiking readouts (LI, CubaLI, Integrator), connections in series, a fan-in
+whose cheapest scheme needs more than the core's axons (without ``split_fanin``).
 """
 
 from __future__ import annotations
@@ -345,6 +353,21 @@ class Fit:
     back: np.ndarray  # (N, in_total) float weights realised
     error: float
     clipped: np.ndarray  # (N, in_total) bool: ideal outside the levels' range
+    groups: list[Group] = field(default_factory=list)  # set by _choose_scheme (see Group)
+    axons: int = 0  # the largest number of axons one neuron needs under this scheme
+
+
+@dataclass
+class Group:
+    """Input chains of a population whose sources share axon types, and so the neuron's levels
+    on those types. ``types[c]`` is the axon type of copy ``c`` of each source (``len(types)``
+    copies). A population-wide scheme is one group holding every chain on types ``0..copies-1``;
+    a per-connection scheme gives each group its own types (docs/families.md 1.4)."""
+
+    chains: tuple[int, ...]  # indices into the population's chains
+    types: tuple[int, ...]
+    step: np.ndarray  # (N,) float weight per unit level of this group's own fit
+    lloyd: bool = False  # levels fitted by Lloyd's algorithm: every weight maps to the nearest
 
 
 def _subset_sums(levels: np.ndarray) -> np.ndarray:
@@ -353,6 +376,15 @@ def _subset_sums(levels: np.ndarray) -> np.ndarray:
     sub = np.arange(1 << copies)
     bits = (sub[:, None] >> np.arange(copies)[None]) & 1  # (S, copies)
     return levels @ bits.T.astype(levels.dtype)
+
+
+def _rel_error(back: np.ndarray, w: np.ndarray) -> float:
+    """``||back - w|| / ||w||`` (0 for all-zero ``w``), without a BLAS call (a threaded dot
+    took milliseconds per call on a busy machine)."""
+    d = np.ravel(back - w)
+    x = np.ravel(w)
+    norm = float(np.sqrt(np.einsum("i,i->", x, x)))
+    return float(np.sqrt(np.einsum("i,i->", d, d)) / norm) if norm > 0 else 0.0
 
 
 def _encode(w: np.ndarray, sums: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
@@ -408,7 +440,10 @@ def _lloyd_level(x: np.ndarray, iters: int = 30) -> np.ndarray:
     for _ in range(iters):
         sel = (x > 0) & (x >= a[:, None] / 2)
         cnt = sel.sum(axis=1)
-        a = np.where(cnt > 0, (x * sel).sum(axis=1) / np.maximum(cnt, 1), 0.0)
+        nxt = np.where(cnt > 0, (x * sel).sum(axis=1) / np.maximum(cnt, 1), 0.0)
+        if np.array_equal(nxt, a):  # a fixed point: further rounds change nothing
+            break
+        a = nxt
     return a
 
 
@@ -437,6 +472,60 @@ def fit_scheme(w: np.ndarray, scheme: str) -> Fit:
     if w.size and w.max() <= 0:
         return _grid_fit(w, tuple(-u for u in single), scheme)
     return _grid_fit(w, single, scheme)
+
+
+def _mixed_rows(w: np.ndarray) -> bool:
+    """Whether some neuron has weights of both signs (one axon per source cannot hold them)."""
+    return bool(np.any((w > 0).any(axis=1) & (w < 0).any(axis=1))) if w.size else False
+
+
+def _one_level_fit(w: np.ndarray) -> Fit:
+    """One axon per source: per neuron one level on the sign of its weights, by Lloyd's
+    algorithm (exact where a neuron's weights of this input take one value, as a uniform
+    lateral inhibition or a sum pool). Rows must not mix signs (:func:`_mixed_rows`)."""
+    n = w.shape[0]
+    a = _lloyd_level(np.maximum(w, 0)) if np.any(w > 0) else np.zeros(n)
+    b = _lloyd_level(np.maximum(-w, 0)) if np.any(w < 0) else np.zeros(n)
+    level = np.where(b > a, -b, a)
+    step = np.where(level != 0, np.abs(level), 1.0)
+    unit = np.sign(level)[:, None].astype(np.float64)
+    sums = _subset_sums(level[:, None])
+    codes = _encode(w, sums)
+    back = np.take_along_axis(sums, codes, axis=1)
+    err = _rel_error(back, w)
+    return Fit(scheme="1", copies=1, unit=unit, step=step, codes=codes, back=back, error=err,
+               clipped=np.zeros(w.shape, bool))
+
+
+THREE_UNITS = ((1, 2, -4), (-1, -2, 4), (1, 2, 4), (-1, -2, -4))
+"""Ours: the unit levels tried per neuron with three axon types (subset sums -4..3, -3..4,
+0..7, -7..0 times the grid step)."""
+
+
+def _three_level_fit(w: np.ndarray) -> Fit:
+    """Three axons per source: per neuron the best of the grids in ``THREE_UNITS``."""
+    fits = [_grid_fit(w, u, "3") for u in THREE_UNITS]
+    errs = np.stack([((f.back - w) ** 2).sum(axis=1) for f in fits])
+    pick = np.argmin(errs, axis=0)  # ties: the first grid
+    rows = np.arange(w.shape[0])
+    unit = np.stack([f.unit for f in fits])[pick, rows]
+    step = np.stack([f.step for f in fits])[pick, rows]
+    codes = np.stack([f.codes for f in fits])[pick, rows]
+    back = np.stack([f.back for f in fits])[pick, rows]
+    clipped = np.stack([f.clipped for f in fits])[pick, rows]
+    err = _rel_error(back, w)
+    return Fit(scheme="3", copies=3, unit=unit, step=step, codes=codes, back=back, error=err,
+               clipped=clipped)
+
+
+def fit_group(w: np.ndarray, copies: int) -> Fit | None:
+    """Fit ``copies`` axon types (1..4) to one group's effective weights ``w`` (N, inputs); None
+    where one type cannot represent a neuron's weights (both signs)."""
+    if copies in (2, 4):
+        return fit_scheme(w, str(copies))
+    if copies == 1:
+        return None if _mixed_rows(w) else _one_level_fit(w)
+    return _three_level_fit(w)
 
 
 # ------------------------------------------------------------------------------------------
@@ -503,6 +592,147 @@ def _fanin(p: Pop) -> np.ndarray:
     return total
 
 
+def _chain_name(ch: Chain) -> str:
+    """The float connection of a chain (or ``source -> target`` for a direct edge)."""
+    return ch.conn.name if ch.conn is not None else ch.label
+
+
+def _set_partitions(items: list[int]):
+    """Every partition of ``items`` into non-empty groups (in a fixed order)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in _set_partitions(rest):
+        yield [[first], *part]
+        for i in range(len(part)):
+            yield [*part[:i], [first, *part[i]], *part[i + 1:]]
+
+
+MAX_GROUPED_CHAINS = 4
+"""Ours: populations with at most this many input chains also try per-connection axon types
+(every grouping of the chains, 15 for 4 chains); above it only the population-wide schemes."""
+
+
+def _columns(p: Pop) -> list[np.ndarray]:
+    """Column indices of each chain in the concatenation of the population's inputs."""
+    offsets = np.cumsum([0] + [ch.w.shape[1] for ch in p.chains])
+    return [np.arange(a, z) for a, z in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
+def _shared(fit: Fit, p: Pop, worst: int) -> Fit:
+    """A population-wide scheme as one group of every chain on types ``0..copies-1``."""
+    lloyd = fit.scheme == "2" and fit.copies == 2 and bool(np.any(fit.unit[:, 1] < 0))
+    fit.groups = [Group(chains=tuple(range(len(p.chains))), types=tuple(range(fit.copies)),
+                        step=fit.step, lloyd=lloyd)]
+    fit.axons = worst * fit.copies
+    return fit
+
+
+def _combine(p: Pop, w: np.ndarray, parts: list[tuple[tuple[int, ...], Fit]],
+             cols: list[np.ndarray]) -> Fit:
+    """One population fit from per-group fits; group ``g`` gets the next ``copies_g`` types.
+
+    The levels are kept per unit of the step of the group with the most types (the primary
+    one, whose integer multiple ``m`` keeps its grid exact); other groups' levels are the same
+    float values in those units (rounded at the final scale)."""
+    n = p.n
+    primary = max(range(len(parts)), key=lambda g: (parts[g][1].copies, -g))
+    step = parts[primary][1].step
+    total = sum(f.copies for _, f in parts)
+    unit = np.zeros((n, total))
+    codes = np.zeros(w.shape, np.int64)
+    back = np.zeros(w.shape)
+    clipped = np.zeros(w.shape, bool)
+    groups: list[Group] = []
+    live = [np.any(w[:, np.concatenate([cols[i] for i in chs])] != 0, axis=1) for chs, _ in parts]
+    t0 = 0
+    for g, (chs, f) in enumerate(parts):
+        c = np.concatenate([cols[i] for i in chs])
+        u = f.unit if g == primary else f.unit * (f.step / step)[:, None]
+        # A group without weights on a neuron needs no level there (a level would only cap the
+        # neuron's scale); the primary keeps its (unused) grid where no group has weights.
+        keep = live[g] | ((g == primary) & ~np.any(live, axis=0))
+        unit[:, t0:t0 + f.copies] = np.where(keep[:, None], u, 0.0)
+        codes[:, c] = f.codes
+        back[:, c] = f.back
+        clipped[:, c] = f.clipped
+        lloyd = f.scheme == "1" or (f.scheme == "2" and bool(np.any(f.unit[:, 1] < 0)))
+        groups.append(Group(chains=tuple(chs), types=tuple(range(t0, t0 + f.copies)),
+                            step=f.step, lloyd=lloyd))
+        t0 += f.copies
+    err = _rel_error(back, w)
+    scheme = "+".join(str(f.copies) for _, f in parts)
+    return Fit(scheme=scheme, copies=total, unit=unit, step=step, codes=codes, back=back,
+               error=err, clipped=clipped, groups=groups)
+
+
+def _group_candidates(p: Pop, w: np.ndarray, lim: Limits, skip_three: bool
+                      ) -> tuple[list[Fit], tuple[int, int] | None]:
+    """Schemes beyond the population-wide "2" and "4" (auto only): the chains grouped in every
+    way (at most ``MAX_GROUPED_CHAINS`` chains), each group on its own 1..4 axon types (4 in
+    all), fitted per group. One type per source needs a neuron's weights of the group to have
+    one sign. Only allocations whose per-neuron axons fit ``core.axons``; one group on 2 or 4
+    types is the population-wide scheme, and one group on 3 types is tried only when 4 do not
+    fit. Also returns the fewest axons any allocation would need and the neuron that needs
+    them (None: no allocation allowed)."""
+    nch = len(p.chains)
+    if nch == 0 or nch > MAX_GROUPED_CHAINS:
+        return [], None
+    cols = _columns(p)
+    counts = [np.count_nonzero(ch.w, axis=1) for ch in p.chains]
+    cache: dict[tuple[tuple[int, ...], int], Fit | None] = {}
+    mixed: dict[tuple[int, ...], bool] = {}
+
+    def one_sign(chs: tuple[int, ...]) -> bool:
+        if chs not in mixed:
+            mixed[chs] = _mixed_rows(w[:, np.concatenate([cols[i] for i in chs])])
+        return not mixed[chs]
+
+    def group_fit(chs: tuple[int, ...], k: int) -> Fit | None:
+        if (chs, k) not in cache:
+            c = np.concatenate([cols[i] for i in chs])
+            cache[chs, k] = fit_group(w[:, c], k)
+        return cache[chs, k]
+
+    out: list[Fit] = []
+    fewest: tuple[int, int] | None = None
+    for part in _set_partitions(list(range(nch))):
+        if len(part) > 4:
+            continue
+        part_t = [tuple(sorted(g)) for g in part]
+        part_t.sort()
+        fan = [sum((counts[i] for i in g), np.zeros(p.n, np.int64)) for g in part_t]
+        for ks in _compositions(len(part_t), 4):
+            if len(part_t) == 1 and (ks[0] in (2, 4) or (ks[0] == 3 and skip_three)):
+                continue
+            if any(k == 1 and not one_sign(g) for g, k in zip(part_t, ks, strict=True)):
+                continue
+            need = sum((k * f for k, f in zip(ks, fan, strict=True)), np.zeros(p.n, np.int64))
+            worst = int(need.max()) if need.size else 0
+            if fewest is None or worst < fewest[0]:
+                fewest = (worst, int(np.argmax(need)) if need.size else 0)
+            if worst > lim.axons:
+                continue
+            fits = [group_fit(g, k) for g, k in zip(part_t, ks, strict=True)]
+            if any(f is None for f in fits):
+                continue
+            fit = _combine(p, w, list(zip(part_t, fits, strict=True)), cols)
+            fit.axons = worst
+            out.append(fit)
+    return out, fewest
+
+
+def _compositions(groups: int, total: int):
+    """Tuples of ``groups`` positive integers with sum at most ``total``."""
+    if groups == 0:
+        yield ()
+        return
+    for k in range(1, total - groups + 2):
+        for rest in _compositions(groups - 1, total - k):
+            yield (k, *rest)
+
+
 def _choose_scheme(p: Pop, w: np.ndarray, opts: QuantizeOptions, lim: Limits,
                    notes: list[str], splittable: Any = None) -> Fit:
     """The weight scheme of one population (see the module doc); ``splittable()`` says whether
@@ -512,32 +742,53 @@ def _choose_scheme(p: Pop, w: np.ndarray, opts: QuantizeOptions, lim: Limits,
     worst = int(fanin.max()) if fanin.size else 0
     wanted = ("2", "4") if opts.axon_types == "auto" else (opts.axon_types,)
     fits = [s for s in wanted if worst * SCHEMES[s][0] <= lim.axons]
-    if not fits:
+    extra, fewest = (_group_candidates(p, w, lim, skip_three="4" in fits)
+                     if opts.axon_types == "auto" else ([], None))
+    if not fits and not extra:
         s = wanted[0] if len(wanted) == 1 else "2"
         c = SCHEMES[s][0]
         j = int(np.argmax(fanin))
         hint = (" or use axon_types=2" if s == "4" and worst * 2 <= lim.axons else "")
         if splittable is not None and splittable():
             hint += f" or {split_hint}"
+        if len(p.chains) > 1 and fewest is not None:
+            j = fewest[1]
+            per = ", ".join(f"{_chain_name(ch)}: {int(np.count_nonzero(ch.w[j]))}"
+                            for ch in p.chains)
+            raise CompileError(
+                f"population {p.node.name}: neuron {j} has fan-in {int(fanin[j])} inputs ({per}) "
+                f"and needs at least {fewest[0]} axons with its own axon types per connection (one "
+                f"axon per source where a neuron's weights of a connection have one sign, else "
+                f"two) > {lim.axons} axons per core (core.axons of the target); a TrueNorth "
+                f"neuron sees one core's axons only: reduce the fan-in (a sparser or "
+                f"convolutional layer){hint}")
         raise CompileError(
             f"population {p.node.name}: neuron {j} has fan-in {worst} inputs x {c} axon copies = "
             f"{worst * c} > {lim.axons} axons per core (core.axons of the target); a TrueNorth "
             f"neuron sees one core's axons only: reduce the fan-in to <= {lim.axons // c} inputs "
             f"(a sparser or convolutional layer){hint}")
-    cands = [fit_scheme(w, s) for s in fits]
-    best = min(cands, key=lambda f: (f.error, f.copies))
+    cands = [_shared(fit_scheme(w, s), p, worst) for s in fits] + extra
+    best = min(enumerate(cands), key=lambda t: (t[1].error, t[1].axons, t[0]))[1]
     if opts.axon_types == "auto":
         errs = ", ".join(f"{f.scheme}: {f.error:.4g}" for f in cands)
         left = [s for s in wanted if s not in fits]
         why = "".join(f"; {s} does not fit: fan-in {worst} x {SCHEMES[s][0]} copies > "
                       f"{lim.axons} axons" for s in left)
+        if len(best.groups) > 1:
+            why += "; " + ", ".join(
+                f"{' + '.join(_chain_name(p.chains[i]) for i in g.chains)} on "
+                f"type{'s' if len(g.types) > 1 else ''} {','.join(map(str, g.types))}"
+                for g in best.groups)
         notes.append(f"axon types {best.scheme} chosen by weight error ({errs}){why}")
     if best.error > WEIGHT_ERROR_NOTE:
         notes.append(
             f"weight error {best.error:.3g} (||W_q - W|| / ||W||): a "
             f"TrueNorth neuron has {len(SCHEMES['4'][1])} weights shared by all its inputs and "
-            f"{best.copies} axon copies per input give {1 << best.copies} levels per weight; "
-            "expect lower accuracy. To recover: "
+            + (f"{best.copies} axon copies per input give {1 << best.copies} levels per weight; "
+               if len(best.groups) <= 1 else
+               f"per-connection axon types {best.scheme} give "
+               f"{'/'.join(str(1 << len(g.types)) for g in best.groups)} levels per weight; ")
+            + "expect lower accuracy. To recover: "
             + (f"{split_hint}, " if "4" not in fits and splittable is not None and splittable()
                else "")
             + (f"reduce the fan-in to <= {lim.axons // SCHEMES['4'][0]} inputs (axon types 4: "
@@ -590,10 +841,21 @@ def _lower_pop(graph: Graph, p: Pop, fit: Fit, lim: Limits) -> Lowered:
     if kind != "Threshold":
         bounds["threshold"] = lim.threshold_max / np.maximum(p.thr, 1e-300)
         # alpha plus one tick of input must fit the membrane register.
-        drive = np.zeros(n)
-        for ch in p.chains:
-            drive += np.count_nonzero(ch.w, axis=1)
-        bounds["membrane"] = lim.v_max / np.maximum(p.thr + drive * ssum * fit.step
+        if len(fit.groups) > 1:  # per group: its inputs times its largest level sum
+            tick = np.zeros(n)
+            for g in fit.groups:
+                u = fit.unit[:, list(g.types)]
+                gsum = np.maximum(np.clip(u, 0, None).sum(axis=1), -np.clip(u, None, 0).sum(axis=1))
+                cnt = np.zeros(n)
+                for i in g.chains:
+                    cnt += np.count_nonzero(p.chains[i].w, axis=1)
+                tick = tick + cnt * gsum
+        else:
+            drive = np.zeros(n)
+            for ch in p.chains:
+                drive += np.count_nonzero(ch.w, axis=1)
+            tick = drive * ssum
+        bounds["membrane"] = lim.v_max / np.maximum(p.thr + tick * fit.step
                                                     + np.abs(leak_f), 1e-300)
         if reset == "v_reset":
             bounds["reset"] = np.where(vres_f != 0, lim.reset_max / np.maximum(np.abs(vres_f),
@@ -623,6 +885,13 @@ def _lower_pop(graph: Graph, p: Pop, fit: Fit, lim: Limits) -> Lowered:
             "their weights are rounded on the integer levels directly")
     levels = np.zeros((n, 4), np.int64)
     levels[:, :fit.copies] = np.rint(fit.unit * m[:, None]).astype(np.int64)
+    if coarse.any() and len(fit.groups) > 1:
+        # Levels outside the primary group are float values in its step units: at a coarse
+        # neuron's scale they are their float value times sigma, not units of m = 1.
+        prim = max(fit.groups, key=lambda g: len(g.types))
+        other = [t for g in fit.groups if g is not prim for t in g.types]
+        levels[np.ix_(coarse, other)] = np.rint(
+            fit.unit[np.ix_(coarse, other)] * (fit.step * sigma)[coarse, None]).astype(np.int64)
     levels = np.clip(levels, -lim.weight_max, lim.weight_max)
     # Leak: deterministic where it rounds to a non-zero value, stochastic below one unit.
     lam_ideal = leak_f * sigma
@@ -733,9 +1002,10 @@ def split_decision(graph: Graph, node: Node, chs: list[Chain], opts: QuantizeOpt
 
     ``named`` (the population is listed in ``split_fanin``): split whenever the fan-in exceeds
     what axon types 4 hold (CompileError when the split would not be sound). ``auto``: only
-    where the fan-in leaves the population on coarser weights than a split gives (axon types 2
-    with a weight error above ``WEIGHT_ERROR_NOTE`` and larger than axon types 4 would have),
-    or does not fit at all; unsound cases get a report note instead.
+    where the fan-in leaves the population on coarser weights than a split gives (the best
+    unsplit scheme, axon types 2 or per-connection types, with a weight error above
+    ``WEIGHT_ERROR_NOTE`` and larger than axon types 4 would have), or does not fit at all;
+    unsound cases get a report note instead.
     """
     name = node.name
     if not chs:
@@ -750,12 +1020,18 @@ def split_decision(graph: Graph, node: Node, chs: list[Chain], opts: QuantizeOpt
             notes.append(f"population {name}: split_fanin not needed: fan-in {worst} <= "
                          f"{per_block} inputs already fits axon types {scheme}")
         return None
-    gain = _pop(graph, node, chs).gain
-    if not named and worst * SCHEMES["2"][0] <= lim.axons:
+    pop = _pop(graph, node, chs)
+    gain = pop.gain
+    if not named:
+        # The best weights without a split: axon types 2, or (auto) per-connection types.
         wf = gain[:, None] * w
-        unsplit = fit_scheme(wf, "2").error
-        if unsplit <= WEIGHT_ERROR_NOTE or fit_scheme(wf, scheme).error >= unsplit:
-            return None
+        errs = [fit_scheme(wf, "2").error] if worst * SCHEMES["2"][0] <= lim.axons else []
+        if opts.axon_types == "auto":
+            errs += [f.error for f in _group_candidates(pop, wf, lim, skip_three=False)[0]]
+        if errs:
+            unsplit = min(errs)
+            if unsplit <= WEIGHT_ERROR_NOTE or fit_scheme(wf, scheme).error >= unsplit:
+                return None
     why = None
     if node.kind not in SPLIT_KINDS:
         why = (f"kind {node.kind} is not an integrator (a {node.kind} neuron decides on each "
@@ -1011,14 +1287,28 @@ def quantize_truenorth(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Gr
             return (opts.split_fanin == "off" and n.kind in SPLIT_KINDS
                     and not _on_cycle(g, n.name, chs))
 
-        fit = fit_scheme(w_all, "2") if not parts else _choose_scheme(
+        fit = _shared(fit_scheme(w_all, "2"), p, 0) if not parts else _choose_scheme(
             p, w_all, opts, lim, p.notes, splittable=splittable)
         low = _lower_pop(graph, p, fit, lim)
-        # The integer weights realised (levels are integers now): re-encode at the final levels.
-        sums_int = _subset_sums(low.levels[:, :fit.copies].astype(np.float64))
+        # The integer weights realised (levels are integers now): re-encode at the final levels,
+        # each group on the subset sums of its own types.
         ideal = w_all * low.sigma[:, None]
-        codes = _encode(ideal, sums_int) if w_all.size else np.zeros((p.n, 0), np.int64)
-        q_int = np.take_along_axis(sums_int, codes, axis=1) if w_all.size else codes
+        cols = _columns(p)
+        group_of: dict[int, Group] = {}
+        if len(fit.groups) == 1:
+            group_of = dict.fromkeys(range(len(p.chains)), fit.groups[0])
+            sums_int = _subset_sums(low.levels[:, :fit.copies].astype(np.float64))
+            codes = _encode(ideal, sums_int) if w_all.size else np.zeros((p.n, 0), np.int64)
+            q_int = np.take_along_axis(sums_int, codes, axis=1) if w_all.size else codes
+        else:
+            codes = np.zeros(w_all.shape, np.int64)
+            q_int = np.zeros(w_all.shape)
+            for g in fit.groups:
+                group_of.update(dict.fromkeys(g.chains, g))
+                c = np.concatenate([cols[i] for i in g.chains])
+                sums_g = _subset_sums(low.levels[:, list(g.types)].astype(np.float64))
+                codes[:, c] = _encode(ideal[:, c], sums_g)
+                q_int[:, c] = np.take_along_axis(sums_g, codes[:, c], axis=1)
         q_back = q_int / low.sigma[:, None]
         silent[name] = _never_fires(low, q_int)
         def nb(f: str, arr: np.ndarray, _pop: str = name) -> int | Ref:
@@ -1047,11 +1337,13 @@ def quantize_truenorth(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Gr
         # Crossbars, one per chain (and per delay group).
         col = 0
         conns[name] = []
-        for ch in p.chains:
+        for ci, ch in enumerate(p.chains):
             n_src = graph.node(ch.source).size
             sl = slice(col, col + n_src)
             col += n_src
             ch_codes = codes[:, sl]
+            grp = group_of[ci]
+            k = len(grp.types)
             groups = delay_groups(ch, lim.delay_max, "truenorth")
             if ch.conn is not None:
                 base = ch.conn.name if uses[ch.conn.name] == 1 else f"{ch.conn.name}_{name}"
@@ -1066,34 +1358,43 @@ def quantize_truenorth(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Gr
                 taken.add(cname)
                 sel = (d == dd) & (ch.w != 0) if len(groups) > 1 else ch.w != 0
                 sub = np.where(sel, ch_codes, 0)
-                bits = ((sub[:, :, None] >> np.arange(fit.copies)[None, None]) & 1).astype(bool)
-                crossbar = bits.reshape(p.n, n_src * fit.copies)
-                types = np.tile(np.arange(fit.copies, dtype=np.int8), n_src)
+                bits = ((sub[:, :, None] >> np.arange(k)[None, None]) & 1).astype(bool)
+                crossbar = bits.reshape(p.n, n_src * k)
+                types = np.tile(np.asarray(grp.types, dtype=np.int8), n_src)
                 cref = cb_builder.const(f"{cname}.crossbar", crossbar)
                 tref = cb_builder.const(f"{cname}.axon_types", types)
                 cn = TrueNorthCrossbar(name=cname, in_features=n_src, out_features=p.n,
-                                       copies=fit.copies, crossbar=cref, axon_types=tref,
+                                       copies=k, crossbar=cref, axon_types=tref,
                                        delay=int(dd))
                 conns[name].append((cn, ch.source))
                 fd = int(ch.delay.max()) if ch.delay.size else 0
                 shifted += fd == 0 and gi == 0
                 dec_c[cname] = dict(source=ch.source, target=name, folded=ch.folded,
-                                    copies=fit.copies, delay=int(dd), float_delay=fd)
+                                    copies=k, delay=int(dd), float_delay=fd,
+                                    **({"types": list(grp.types)} if len(fit.groups) > 1
+                                       else {}))
             wf = ch.w * p.gain[:, None]
             # The clipping test per neuron, expressed on the common range [-1, 1]: the ideal
             # integer weight over the neuron's reachable range (level sums plus half a step).
             ideal_c = ideal[:, sl]
-            reach_hi = (np.clip(low.levels, 0, None).sum(axis=1) + low.step_int / 2)[:, None]
-            reach_lo = (np.clip(low.levels, None, 0).sum(axis=1) - low.step_int / 2)[:, None]
+            if len(fit.groups) > 1:  # this connection's own types and grid step
+                lv = low.levels[:, list(grp.types)]
+                prim = max(fit.groups, key=lambda g: len(g.types))
+                step_int = low.step_int if grp is prim else grp.step * low.sigma
+            else:
+                lv, step_int = low.levels, low.step_int
+            reach_hi = (np.clip(lv, 0, None).sum(axis=1) + step_int / 2)[:, None]
+            reach_lo = (np.clip(lv, None, 0).sum(axis=1) - step_int / 2)[:, None]
             unit_ideal = np.where(ideal_c >= 0, ideal_c / np.maximum(reach_hi, 1e-300),
                                   -ideal_c / np.minimum(reach_lo, -1e-300))
-            if fit.scheme == "2" and fit.copies == 2 and np.any(fit.unit[:, 1] < 0):
+            if grp.lloyd:
                 unit_ideal = np.zeros_like(unit_ideal)  # nearest of Lloyd levels: nothing clips
             stats = connection_stats(
                 base, wf, q_int[:, sl], q_back[:, sl], ideal=unit_ideal, lo=-1.0, hi=1.0,
                 scale=float(np.median(low.sigma)), kind="TrueNorthCrossbar", target=name,
-                bits=int(lim.weight_max).bit_length() + 1, levels=1 << fit.copies,
-                axon_types=fit.scheme, copies=fit.copies,
+                bits=int(lim.weight_max).bit_length() + 1, levels=1 << k,
+                axon_types=fit.scheme if len(fit.groups) == 1 else str(k), copies=k,
+                **({"types": ",".join(map(str, grp.types))} if len(fit.groups) > 1 else {}),
                 delay=groups[0] if len(groups) == 1 else f"{groups[0]}..{groups[-1]}")
             report.connections.append(stats)
     constants.update(cb_builder.constants)
