@@ -218,6 +218,88 @@ class BitTable:
             off += w
         return out
 
+    def unpack_rows(self, rows: np.ndarray, n: int, env: Mapping[str, int]) -> dict[str, np.ndarray]:
+        """Columns (int64, shape ``(g, n)``) of ``g`` tables of ``n`` records each, one table per
+        row of ``rows`` (uint8, ``(g, nbytes)`` with nbytes >= :meth:`nbytes`): the same table
+        of ``g`` cores decoded in one pass."""
+        rows = np.asarray(rows, np.uint8)
+        g, nb = rows.shape
+        ws = self.widths(env)
+        rb = sum(ws)
+        if n == 0 or rb == 0:
+            return {f.name: np.zeros((g, n), np.int64) for f in self.fields}
+        words = _row_words(rows)
+        out: dict[str, np.ndarray] = {}
+        base = np.arange(n, dtype=np.int64) * rb
+        if rb <= 64:
+            rec = _read_rows(words, base, rb)
+            if rb < 64:
+                rec = rec.view(np.int64)
+            off = 0
+            for f, w in zip(self.fields, ws, strict=True):
+                if w == 0:
+                    out[f.name] = np.zeros((g, n), np.int64)
+                elif rb == 64:
+                    u = (rec >> np.uint64(off)) & np.uint64((1 << w) - 1) if w < 64 else rec.copy()
+                    out[f.name] = _signed(u.view(np.int64), w, f.signed)
+                else:
+                    u = (rec >> off) if off else rec.copy()
+                    if off + w < rb:
+                        u &= (1 << w) - 1
+                    out[f.name] = _signed(u, w, f.signed)
+                off += w
+            return out
+        # records wider than 64 bits: each record's bits as a few 64-bit words aligned to its
+        # start (one read per word, not per field), then each field by shifts of those words
+        rec = [_read_rows(words, base + 64 * k, min(64, rb - 64 * k)) for k in range((rb + 63) // 64)]
+        off = 0
+        for f, w in zip(self.fields, ws, strict=True):
+            if w == 0:
+                out[f.name] = np.zeros((g, n), np.int64)
+            else:
+                k, b = off >> 6, off & 63
+                u = rec[k] >> np.uint64(b)
+                if b + w > 64:
+                    u |= rec[k + 1] << np.uint64(64 - b)
+                if w < 64:
+                    u &= np.uint64((1 << w) - 1)
+                out[f.name] = _signed(u.view(np.int64), w, f.signed)  # u is a fresh array
+            off += w
+        return out
+
+
+def _row_words(rows: np.ndarray) -> np.ndarray:
+    """uint8 ``(g, nb)`` as zero-padded little-endian 64-bit words ``(g, nb // 8 + 2)``."""
+    g, nb = rows.shape
+    nw = nb // 8 + 2
+    padded = np.zeros((g, nw * 8), np.uint8)
+    padded[:, :nb] = rows
+    return padded.view("<u8")
+
+
+def _read_rows(words: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """Unsigned fields (width 1..64) at bit ``starts`` of every row of ``words``: ``(g, len)``."""
+    wi = starts >> 6
+    bit = (starts & 63).astype(np.uint64)
+    v = words[:, wi]
+    v >>= bit
+    hi = words[:, wi + 1]
+    hi <<= np.uint64(1)
+    hi <<= np.uint64(63) - bit  # a shift by 64 - bit that gives 0 for bit = 0
+    v |= hi
+    if width < 64:
+        v &= np.uint64((1 << width) - 1)
+    return v
+
+
+def _signed(v: np.ndarray, width: int, signed: bool) -> np.ndarray:
+    """int64 ``width``-bit patterns (in place) as two's complement values when ``signed``."""
+    if signed and 0 < width < 64:
+        half = 1 << (width - 1)
+        v ^= half
+        v -= half
+    return v
+
 
 def bitlen(n: int) -> int:
     """Bits needed to hold every value 0..n (0 for n <= 0)."""
@@ -353,6 +435,50 @@ SECTION_ENTRY = Struct("SECTION_ENTRY", [
 def crc32(data: bytes | memoryview) -> int:
     """CRC-32 (zlib / IEEE 802.3 polynomial) of ``data``."""
     return zlib.crc32(data) & 0xFFFFFFFF
+
+
+_CRC_POLY = 0xEDB88320  # CRC-32 polynomial, bit-reflected (zlib)
+
+
+def _multmodp(a: int, b: int) -> int:
+    """a * b modulo the CRC-32 polynomial (reflected bit order; ``a`` nonzero), as zlib's
+    ``multmodp``."""
+    m = 1 << 31
+    p = 0
+    while True:
+        if a & m:
+            p ^= b
+            if not a & (m - 1):
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
+
+
+_X2N = [1 << 30]  # x^(2^k) modulo the polynomial, k = 0..31 (x^1 = 1 << 30)
+for _k in range(31):
+    _X2N.append(_multmodp(_X2N[-1], _X2N[-1]))
+_X8N: dict[int, int] = {}
+
+
+def _x8nmodp(n: int) -> int:
+    """x^(8 n) modulo the polynomial: appending n zero bytes (cached by n)."""
+    p = _X8N.get(n)
+    if p is None:
+        p, k, m = 1 << 31, 3, n  # x^0
+        while m:
+            if m & 1:
+                p = _multmodp(_X2N[k & 31], p)
+            m >>= 1
+            k += 1
+        if len(_X8N) < 4096:
+            _X8N[n] = p
+    return p
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """CRC-32 of ``A + B`` from ``crc1`` (of A), ``crc2`` (of B) and ``len2`` (bytes of B),
+    without reading A or B (zlib's ``crc32_combine``)."""
+    return (_multmodp(_x8nmodp(len2), crc1) if len2 else crc1) ^ crc2
 
 
 def align(n: int, a: int = SECTION_ALIGN) -> int:

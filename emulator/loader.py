@@ -12,6 +12,13 @@ Order of checks:
 5. cross-section rules: every population covered exactly once by core slices, route entries
    pointing at existing cores and axons, no axon fed by two sources, output ports reading
    compartments of the right kind, every output element mapped exactly once.
+
+Speed (``bench/load_speed.py``): the section table, SYMBOLS, the CORE sections
+(:mod:`emulator.loader_batch`: all cores of one layout at once) and the cross-section rules are
+first checked by vectorised fast paths that make the same checks as booleans over whole arrays;
+when one of them fails, the step runs again in the order above, which words the error, so the
+errors are those of the sequential checks. On large images the CRCs of step 3 are computed in a
+worker thread while steps 4-5 run; a CRC error is still the one reported.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +36,67 @@ import numpy as np
 from emulator import format as F
 from emulator.chip import Chip, LoihiCore, Population, Port, TrueNorthCore
 from emulator.errors import LoadError
+from emulator.loader_batch import decode_blocks, loihi_cores, truenorth_cores
 
 ImageSource = bytes | bytearray | memoryview | str | os.PathLike
+
+COMBINE_BYTES_PER_SECTION = 1 << 15
+"""From this many bytes per section on average, the file CRC is combined from the section CRCs
+(a few microseconds per section) rather than computed over the file again."""
+ZERO_CRC = [F.crc32(bytes(k)) for k in range(F.SECTION_ALIGN)]
+"""CRC-32 of 0..7 zero bytes (the padding after a section)."""
+THREAD_CRC_BYTES = 1 << 20
+"""Images from this size on have their CRCs checked in a worker thread while the sections are
+decoded (zlib and numpy release the GIL); the result, and the error reported, are the same."""
+
+
+class _CrcJob:
+    """Step 3 of the checks: the CRC of every section in file order, then the file's trailer."""
+
+    def __init__(self, data: bytes, entries: list[dict]):
+        self.data, self.entries = data, entries
+        self.error: LoadError | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, name="nmc-crc", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        try:
+            self.error = self._check()
+        except BaseException as e:  # pragma: no cover - reported by the loader
+            self.error = LoadError(f"unexpected {type(e).__name__} while checking CRCs ({e})",
+                                   "trailer", len(self.data) - F.TRAILER_BYTES)
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+    def _check(self) -> LoadError | None:
+        d, entries = self.data, self.entries
+        mv = memoryview(d)
+        for e in entries:
+            got = F.crc32(mv[e["offset"]:e["offset"] + e["length"]])
+            if got != e["crc"]:
+                return LoadError(f"CRC mismatch (stored {e['crc']:#010x}, computed {got:#010x}): "
+                                 "the section's bytes are corrupted", e["name"], e["offset"])
+        stored = int.from_bytes(d[-4:], "little")
+        if self.thread is None and len(d) >= COMBINE_BYTES_PER_SECTION * len(entries):
+            # large sections: combine the CRCs just checked (the bytes between sections are zero,
+            # checked with the table) instead of reading the file again (not in the worker
+            # thread: zlib releases the GIL, this Python loop would hold it)
+            got = F.crc32(mv[:entries[0]["offset"]])
+            for e in entries:
+                ln = F.align(e["length"])
+                got = F.crc32_combine(got, F.crc32_combine(e["crc"], ZERO_CRC[ln - e["length"]],
+                                                           ln - e["length"]), ln)
+        else:
+            got = F.crc32(mv[:-4])
+        if got != stored:
+            return LoadError(f"file CRC mismatch (stored {stored:#010x}, computed {got:#010x})",
+                             "trailer", len(d) - F.TRAILER_BYTES)
+        return None
 
 
 def load(src: ImageSource) -> Chip:
@@ -52,6 +119,10 @@ def load(src: ImageSource) -> Chip:
 class _Loader:
     """One load: the bytes, the section being decoded (for error messages) and the results."""
 
+    batched = True
+    """Try the batched CORE decoders of :mod:`emulator.loader_batch` first (tests turn it off to
+    compare the two paths)."""
+
     def __init__(self, data: bytes, where: str):
         self.data = data
         self.where = where
@@ -68,15 +139,35 @@ class _Loader:
 
     # ---- top level --------------------------------------------------------------------------
     def chip(self) -> Chip:
+        self._crc_job: _CrcJob | None = None
         try:
-            return self._chip()
+            chip = self._chip()
         except LoadError:
+            crc = self._crc_error()
+            if crc is not None:
+                raise crc from None
             raise
         except (ValueError, IndexError, KeyError, OverflowError, TypeError, UnicodeError,
                 MemoryError, ZeroDivisionError) as e:  # pragma: no cover - a missed check
+            crc = self._crc_error()
+            if crc is not None:
+                raise crc from None
             # A bug in a check must still not crash the caller; say where it happened.
             raise LoadError(f"unexpected {type(e).__name__} while decoding ({e}); the image is "
                             "malformed", self.section, self.base) from None
+        crc = self._crc_error()
+        if crc is not None:
+            raise crc
+        return chip
+
+    def _crc_error(self) -> LoadError | None:
+        """Wait for the CRC checks running beside the decoding (large images): their error is
+        the one to report, whatever the decoding made of the corrupted bytes."""
+        job, self._crc_job = self._crc_job, None
+        if job is None:
+            return None
+        job.wait()
+        return job.error
 
     def _chip(self) -> Chip:
         entries = self._container()
@@ -99,12 +190,18 @@ class _Loader:
         builtin = {"loihi": self._loihi_core, "truenorth": self._tn_core}
         hook = getattr(mod, "decode_core", None)
         decode = builtin.get(self.family) or (lambda e: hook(self, e))
-        cores = [decode(e) for e in cores_e]
+        # the batched decoder checks every core in one pass; when it is unsure (a check fails or
+        # a layout it does not handle) the cores are decoded one by one, with exact errors
+        batched = {"loihi": loihi_cores, "truenorth": truenorth_cores}.get(self.family)
+        cores = batched(self, cores_e) if batched is not None and self.batched else None
+        if cores is None:
+            cores = [decode(e) for e in cores_e]
         cross = getattr(mod, "cross_check", None) if self.family not in builtin else None
         if cross is not None:
             cross(self, cores, inputs, outputs, cores_e, by_kind[F.Kind.IOMAP][0])
         else:
-            self._cross(cores, inputs, outputs, cores_e, by_kind[F.Kind.IOMAP][0])
+            if not (self.batched and self._cross_fast(cores, inputs, outputs)):
+                self._cross(cores, inputs, outputs, cores_e, by_kind[F.Kind.IOMAP][0])
         return Chip(
             family=self.family, version=(self.vmaj, self.vmin),
             profile_name=self.profile_name, profile_sha256=self.meta["sha"],
@@ -145,6 +242,64 @@ class _Loader:
                   f"computed {crc:#010x}): corrupted", 24)
         table = F.SECTION_ENTRY.unpack(d, F.HEADER_BYTES, n)
         self.section = "section table"
+        entries = self._table_fast(table, table_end) if self.batched else None
+        if entries is None:
+            entries = self._table(table, table_end)
+        job = _CrcJob(d, entries)
+        if self.batched and len(d) >= THREAD_CRC_BYTES:
+            job.start()  # the decoding goes on; chip() reports a CRC error first
+            self._crc_job = job
+        else:
+            job.run()
+            if job.error is not None:
+                raise job.error
+        return [e for e in entries if e["kind"] < F.OPTIONAL_KIND]
+
+    def _table_fast(self, table: np.ndarray, table_end: int) -> list[dict] | None:
+        """The section entries when every rule of :meth:`_table` holds (checked over the whole
+        table at once), else None."""
+        d = self.data
+        kind = table["kind"].astype(np.int64)
+        index = table["index"].astype(np.int64)
+        off = table["offset"].astype(np.int64)
+        length = table["length"].astype(np.int64)
+        if (table["reserved"] != 0).any() or (table["reserved2"] != 0).any():
+            return None
+        if (table["offset"] > len(d)).any() or (table["length"] > len(d)).any():
+            return None
+        end = off + length
+        nxt = (end + F.SECTION_ALIGN - 1) // F.SECTION_ALIGN * F.SECTION_ALIGN
+        if off[0] != F.align(table_end) or (off[1:] != nxt[:-1]).any():
+            return None
+        if (length > len(d) - F.TRAILER_BYTES - off).any() or \
+                int(nxt[-1]) + F.TRAILER_BYTES != len(d):
+            return None
+        req = kind < F.OPTIONAL_KIND
+        nr = len(F.REQUIRED_ORDER)
+        seq, seq_i = kind[req], index[req]
+        if seq.size < nr or (seq[:nr] != F.REQUIRED_ORDER).any() or (seq_i[:nr] != 0).any():
+            return None
+        if (seq[nr:] != F.Kind.CORE).any() or (seq_i[nr:] != np.arange(seq.size - nr)).any():
+            return None
+        # the zero bytes between the table and the first section, and after each section
+        gap_at = np.concatenate([[table_end], end])[:, None] + np.arange(F.SECTION_ALIGN)[None, :]
+        gap_to = np.concatenate([[off[0]], nxt])[:, None]
+        gap_at = gap_at[gap_at < gap_to]
+        if gap_at.size and np.frombuffer(d, np.uint8)[gap_at].any():
+            return None
+        names = [f"CORE {i}" if k == F.Kind.CORE else F.SECTION_NAMES[k] if k < F.OPTIONAL_KIND
+                 else f"optional {k:#06x}" for k, i in zip(kind.tolist(), index.tolist(), strict=True)]
+        crc = table["crc"].tolist()
+        return [dict(kind=k, index=i, offset=o, length=ln, crc=c, name=nm,
+                     entry=F.HEADER_BYTES + j * F.SECTION_ENTRY_BYTES)
+                for j, (k, i, o, ln, c, nm) in enumerate(zip(
+                    kind.tolist(), index.tolist(), off.tolist(), length.tolist(), crc, names,
+                    strict=True))]
+
+    def _table(self, table: np.ndarray, table_end: int) -> list[dict]:
+        """The section entries, each rule checked in file order with its exact error."""
+        d = self.data
+        n = table.size
         pos = F.align(table_end)
         self._zero_gap(table_end, pos)
         entries = []
@@ -195,16 +350,7 @@ class _Loader:
                                                   if k not in seen_required), F.HEADER_BYTES)
         self.need(pos + F.TRAILER_BYTES == len(d),
                   f"{len(d) - F.TRAILER_BYTES - pos} stray bytes after the last section", pos)
-        for e in entries:
-            self.section, self.base = e["name"], e["offset"]
-            got = F.crc32(memoryview(d)[e["offset"]:e["offset"] + e["length"]])
-            self.need(got == e["crc"], f"CRC mismatch (stored {e['crc']:#010x}, computed "
-                      f"{got:#010x}): the section's bytes are corrupted")
-        self.section, self.base = "trailer", len(d) - F.TRAILER_BYTES
-        stored = int.from_bytes(d[-4:], "little")
-        got = F.crc32(memoryview(d)[:-4])
-        self.need(got == stored, f"file CRC mismatch (stored {stored:#010x}, computed {got:#010x})")
-        return [e for e in entries if e["kind"] < F.OPTIONAL_KIND]
+        return entries
 
     def _zero_gap(self, a: int, b: int) -> None:
         if b > a:
@@ -393,6 +539,9 @@ class _Loader:
         self.need(need == len(buf), f"{n} populations need {need} bytes, the section has {len(buf)}")
         self.need(n == self.meta["n_pops"], f"{n} populations, META says {self.meta['n_pops']}")
         recs = self._struct(F.POPULATION, buf, F.COUNT_HEADER.size, n, "POPULATION")
+        fast = self._symbols_fast(recs) if self.batched else None
+        if fast is not None:
+            return fast
         out, names = [], set()
         for i in range(n):
             r = recs[i]
@@ -406,6 +555,24 @@ class _Loader:
                       f"POPULATION[{i}] {name}: shape {shape} does not hold size {int(r['size'])}", at + 4)
             out.append(Population(name=name, size=int(r["size"]), shape=shape,
                                   readout=bool(r["readout"])))
+        return out
+
+    def _symbols_fast(self, recs: np.ndarray) -> list[Population] | None:
+        """The populations when every rule of :meth:`_symbols` holds, else None."""
+        sid = recs["name"].tolist()
+        if any(i >= len(self.strings) for i in sid):
+            return None
+        names = [self.strings[i] for i in sid]
+        if "" in names or len(set(names)) != len(names):
+            return None
+        out = []
+        for name, nd, dims, size, ro in zip(names, recs["ndim"].tolist(), recs["dims"].tolist(),
+                                            recs["size"].tolist(), recs["readout"].tolist(),
+                                            strict=True):
+            shape = tuple(dims[:nd])
+            if min(shape) < 1 or any(dims[nd:]) or math.prod(shape) != size:
+                return None
+            out.append(Population(name=name, size=size, shape=shape, readout=bool(ro)))
         return out
 
     def _shape(self, r: np.void, what: str, at: int) -> tuple[int, ...]:
@@ -494,10 +661,11 @@ class _Loader:
         nb = table.nbytes(n, env)
         self.need(at + nb <= len(buf), f"{what}: table needs {nb} bytes at {at}, the section has "
                   f"{len(buf) - at} left", self.base + at)
-        raw = F.BitReader(np.frombuffer(buf, np.uint8, nb, at))
-        cols = table.unpack(raw, n, env)
+        raw = np.frombuffer(buf, np.uint8, nb, at)
+        cols = {k: v[0] for k, v in table.unpack_rows(raw[None, :], n, env).items()}
         used = n * table.record_bits(env)
-        self._zero_pad(raw, used, nb * 8, what, at)
+        if nb * 8 > used and raw[nb - 1] >> (used - 8 * (nb - 1)):
+            self._zero_pad(F.BitReader(raw), used, nb * 8, what, at)
         return cols, at + nb
 
     def _zero_pad(self, raw: F.BitReader, used: int, total: int, what: str, at: int) -> None:
@@ -781,113 +949,22 @@ class _Loader:
 
     def _loihi_synapses_fast(self, mem: F.BitReader, blocks: list, fmt: dict, base: np.ndarray,
                              n: int, n_ax: int) -> dict[str, np.ndarray] | None:
-        """Decode the synapse fields of checked blocks as whole 2-D arrays (blocks x slots).
-
-        Within a block every synapse of the format has the same width, so synapse ``j`` sits at
-        the constant bit ``hb + j * sbits`` from the block's first word: its word and shift are
-        per-slot constants. The blocks' words are gathered once (aligned), each synapse record
-        (<= 64 bits) is assembled from two words with per-slot shifts, and its three fields come
-        out by scalar shifts and masks. Returns None (the caller then runs the general
-        per-synapse path, which also words the error) when the words are not 64 bits, a record
-        is wider than 64 bits or a synapse fails a range check."""
+        """Decode the synapse fields of checked blocks as whole 2-D arrays
+        (:func:`emulator.loader_batch.decode_blocks`). Returns None (the caller then runs the
+        general per-synapse path, which also words the error) when the words are not a multiple
+        of 64 bits, a record is wider than 64 bits or a synapse fails a range check."""
         P = self.params
         word = P["core.synapse_word_bits"]
-        hb = P["synapse.fmt_bits"] + P["synapse.count_bits"]
-        dmax = P["synapse.delay_max"]
         if word % 64:
             return None
         b_ax = np.concatenate([b[0] for b in blocks])
-        b_pos = np.concatenate([b[1] for b in blocks])
+        b_pos = np.concatenate([b[1] for b in blocks]) * (word // 64)
         b_cnt = np.concatenate([b[2] for b in blocks])
         b_fmt = np.concatenate([b[3] for b in blocks])
         b_round = np.concatenate([np.full(b[0].size, r, np.int64) for r, b in enumerate(blocks)])
-        order = np.lexsort((b_round, b_ax))  # axon order, then block order
-        b_ax, b_pos, b_cnt, b_fmt = (a[order] for a in (b_ax, b_pos, b_cnt, b_fmt))
-        first = np.zeros(b_ax.size + 1, np.int64)
-        np.cumsum(b_cnt, out=first[1:])
-        total = int(first[-1])
-        # a block's first synapse's index within its axon (dense formats count from there)
-        ax_first = np.zeros(n_ax + 1, np.int64)
-        np.cumsum(np.bincount(b_ax, weights=b_cnt, minlength=n_ax).astype(np.int64), out=ax_first[1:])
-        b_in_ax = first[:-1] - ax_first[b_ax]
-        outs = {k: np.empty(total, np.int64) for k in ("comp", "w", "delay", "acc")}
-        fmts = np.unique(b_fmt)
-        for g in fmts.tolist():
-            ib, wb, db = (int(fmt[k][g]) for k in ("ib", "wb", "db"))
-            sign, dense, acc = int(fmt["sign"][g]), int(fmt["dense"][g]), int(fmt["acc"][g])
-            sb = ib + wb + db
-            if sb > 64:
-                return None
-            sel = b_fmt == g if fmts.size > 1 else slice(None)
-            bp, bc, bax, bin_ax = b_pos[sel], b_cnt[sel], b_ax[sel], b_in_ax[sel]
-            c_max = int(bc.max())
-            slot = hb + np.arange(c_max, dtype=np.int64) * sb
-            # the block's words (aligned gather), then per slot a constant word and bit offset
-            wi = slot >> 6
-            bo = (slot & 63).astype(np.uint64)
-            n_cols = int(wi[-1]) + 2
-            rows_at = (bp * (word // 64))[:, None] + np.arange(n_cols, dtype=np.int64)[None, :]
-            # slots past a short block's end may point past the memory: read any word there
-            np.minimum(rows_at, mem.words.size - 1, out=rows_at)
-            rows = mem.words[rows_at]
-            v = np.take(rows, wi, axis=1)
-            v >>= bo[None, :]
-            hi = np.take(rows, wi + 1, axis=1)
-            hi <<= np.uint64(1)
-            hi <<= (np.uint64(63) - bo)[None, :]  # 0 when the field starts on a word boundary
-            v |= hi
-            del hi
-            v = v.view(np.int64)  # every field is < 2**57 after masking
-            if ib:
-                idx = v & ((1 << ib) - 1)
-            wf = (v >> ib) & ((1 << wb) - 1)
-            dl = (v >> (ib + wb)) & ((1 << db) - 1)
-            dl += 1
-            if db and (1 << db) > dmax and bool((dl > dmax).any()):
-                return None
-            # stored weight -> weight (see LOIHI_FMT.sign and format.loihi_weight_decode)
-            if sign == 0:
-                if wb:
-                    half = 1 << (wb - 1)
-                    wf ^= half
-                    wf -= half
-                wf <<= 9 - wb
-            else:
-                wf <<= 8 - wb
-                if sign == 2:
-                    np.negative(wf, out=wf)
-            if dense:  # the i-th synapse of the axon feeds base + i
-                comp = (base[bax] + bin_ax)[:, None] + np.arange(c_max, dtype=np.int64)[None, :]
-            elif not ib:  # sparse with 0 index bits: every synapse feeds base
-                comp = np.repeat(base[bax][:, None], c_max, axis=1)
-            else:
-                comp = idx
-                comp += base[bax][:, None]
-            full = bool((bc == c_max).all())
-            ok_comp = comp < n
-            if full:
-                if not bool(ok_comp.all()):
-                    return None
-            else:
-                valid = np.arange(c_max)[None, :] < bc[:, None]
-                if bool((~ok_comp & valid).any()):
-                    return None
-            if fmts.size == 1 and full:
-                outs["comp"] = comp.reshape(-1)
-                outs["w"] = wf.reshape(-1)
-                outs["delay"] = dl.reshape(-1)
-                outs["acc"] = np.full(total, acc, np.int64)
-                break
-            dest = first[:-1][sel][:, None] + np.arange(c_max, dtype=np.int64)[None, :]
-            if not full:
-                dest, comp, wf, dl = dest[valid], comp[valid], wf[valid], dl[valid]
-            outs["comp"][dest.reshape(-1)] = comp.reshape(-1)
-            outs["w"][dest.reshape(-1)] = wf.reshape(-1)
-            outs["delay"][dest.reshape(-1)] = dl.reshape(-1)
-            outs["acc"][dest.reshape(-1)] = acc
-        syn_ptr = ax_first
-        return dict(ptr=syn_ptr, comp=outs["comp"], w=outs["w"], delay=outs["delay"],
-                    acc=outs["acc"])
+        return decode_blocks(mem.words, b_ax, b_pos, b_cnt, b_fmt, b_round, fmt, base, n, n_ax,
+                             P["synapse.fmt_bits"] + P["synapse.count_bits"],
+                             P["synapse.delay_max"])
 
     # ---- TrueNorth core ----------------------------------------------------------------------
     def _tn_core(self, e: dict) -> TrueNorthCore:
@@ -977,6 +1054,102 @@ class _Loader:
             route_axon=rt["axon"], route_pos=route_pos, bits=bits)
 
     # ---- cross-section rules -----------------------------------------------------------------
+    def _cross_fast(self, cores: list, inputs: list[Port], outputs: list[Port]) -> bool:
+        """Every rule of :meth:`_cross` checked over all cores at once; True when all hold (and
+        the routes' cores and the populations' places are then set), False to run
+        :meth:`_cross`, which words the error."""
+        nc = len(cores)
+        if nc == 0 or any(c.id != i for i, c in enumerate(cores)):
+            return False
+        mx, my, nch = self.meta["mesh_x"], self.meta["mesh_y"], self.meta["n_chips"]
+        pos = np.array([(c.chip, c.x, c.y) for c in cores], np.int64).reshape(nc, 3)
+        key = (pos[:, 0] * mx + pos[:, 1]) * my + pos[:, 2]
+        grid = np.full(nch * mx * my, -1, np.int64)
+        grid[key] = np.arange(nc)
+        if not (grid[key] == np.arange(nc)).all():  # two cores at one position
+            return False
+        n_axons = np.array([c.n_axons for c in cores], np.int64)
+        ax_off = np.zeros(nc + 1, np.int64)
+        np.cumsum(n_axons, out=ax_off[1:])
+        # routes: to a placed core, to one of its axons
+        n_rt = np.array([c.n_routes for c in cores], np.int64)
+        rp = np.concatenate([c.route_pos.reshape(-1, 4) for c in cores]) if n_rt.sum() else \
+            np.zeros((0, 4), np.int64)
+        dest = grid[(rp[:, 0] * mx + rp[:, 1]) * my + rp[:, 2]]
+        if (dest < 0).any() or (rp[:, 3] >= n_axons[dest]).any():
+            return False
+        feeds = np.bincount(ax_off[dest] + rp[:, 3], minlength=int(ax_off[-1]))
+        # populations: covered exactly once by the core slices, with the right readout flags
+        sizes = np.array([p.size for p in self.pops], np.int64)
+        pop_off = np.zeros(sizes.size + 1, np.int64)
+        np.cumsum(sizes, out=pop_off[1:])
+        sl = np.concatenate([c.slices.reshape(-1, 3) for c in cores])
+        lens = sl[:, 2] - sl[:, 1]
+        n_neur = np.array([c.n_neurons for c in cores], np.int64)
+        comp_off = np.zeros(nc + 1, np.int64)
+        np.cumsum(n_neur, out=comp_off[1:])
+        total = int(lens.sum())
+        if total != int(pop_off[-1]) or total != int(comp_off[-1]):
+            return False
+        # slice k's neurons in core order are the compartments comp_off[core] + local, which run
+        # through 0..total-1 in order (each core's slices hold its n_neurons compartments)
+        first = np.zeros(lens.size, np.int64)
+        np.cumsum(lens[:-1], out=first[1:])
+        shift = pop_off[sl[:, 0]] + sl[:, 1] - first
+        if (shift == 0).all():  # the populations in order, core after core
+            gidx = None
+        else:
+            gidx = np.repeat(shift, lens) + np.arange(total)
+            if not (np.bincount(gidx, minlength=total) == 1).all():
+                return False
+        readout = np.concatenate([np.asarray(c.readout, bool) for c in cores])
+        pop_ro = np.array([p.readout for p in self.pops], bool)
+        if not (readout == np.repeat(pop_ro[sl[:, 0]], lens)).all():
+            return False
+        # host inputs: to existing axons; no axon fed twice
+        diff = np.zeros(int(ax_off[-1]) + 1, np.int64)
+        for port in inputs:
+            c, a, s, t = (port.entries[:, i] for i in range(4))
+            if ((c < 0) | (c >= nc)).any():
+                return False
+            if (a + (t - s) > n_axons[c]).any():
+                return False
+            np.add.at(diff, ax_off[c] + a, 1)
+            np.add.at(diff, ax_off[c] + a + t - s, -1)
+        feeds += np.cumsum(diff)[:-1]
+        if (feeds > 1).any():
+            return False
+        # outputs: existing compartments of the port's kind, every element exactly once
+        for port in outputs:
+            c, nn, s, t = (port.entries[:, i] for i in range(4))
+            if ((c < 0) | (c >= nc)).any() or (nn + (t - s) > n_neur[c]).any():
+                return False
+            ln = t - s
+            m = int(ln.sum())
+            fo = np.zeros(ln.size, np.int64)
+            if ln.size:
+                np.cumsum(ln[:-1], out=fo[1:])
+            at = np.repeat(comp_off[c] + nn - fo, ln) + np.arange(m)
+            if not (readout[at] == (port.kind == "values")).all():
+                return False
+            el = np.repeat(s - fo, ln) + np.arange(m)
+            if not (np.bincount(el, minlength=port.width) == 1).all() or el.size != port.width:
+                return False
+        # everything holds: set the routes' destination cores and the populations' places
+        r_off = np.zeros(nc + 1, np.int64)
+        np.cumsum(n_rt, out=r_off[1:])
+        for i, c in enumerate(cores):
+            if c.n_routes:
+                c.route_core = dest[r_off[i]:r_off[i + 1]]
+        core_of = np.repeat(np.arange(nc), n_neur)
+        local_of = np.arange(total) - np.repeat(comp_off[:-1], n_neur)
+        if gidx is not None:
+            core_of[gidx], local_of[gidx] = core_of.copy(), local_of.copy()
+        for i, p in enumerate(self.pops):
+            p.core = core_of[pop_off[i]:pop_off[i + 1]].copy()
+            p.local = local_of[pop_off[i]:pop_off[i + 1]].copy()
+        return True
+
     def _cross(self, cores: list[LoihiCore], inputs: list[Port], outputs: list[Port],
                cores_e: list[dict], iomap_e: dict) -> None:
         # unique positions; route entries to existing cores and axons
