@@ -253,15 +253,36 @@ def _constant_problems(graph: Graph) -> tuple[set[str], list[str]]:
             bad.add(name)
             continue
         if arr.dtype.kind == "f":
-            finite = np.isfinite(arr)
-            if not finite.all():
-                idx, v, k = _first_bad(arr, ~finite)
+            found = _non_finite(arr)
+            if found is not None:
+                idx, v, k = found
                 out.append(
                     f"constant @{name}: element {idx} = {float(v)!r}; constants must be finite "
                     f"({k} non-finite of {arr.size} elements)"
                 )
                 bad.add(name)
     return bad, out
+
+
+_FINITE_MEMO: dict[int, tuple[Any, tuple[str, Any, int] | None]] = {}
+
+
+def _non_finite(arr: np.ndarray) -> tuple[str, Any, int] | None:
+    """``_first_bad`` of the non-finite elements of a float array, or None when all are finite;
+    remembered per read-only array that owns its data (a graph's frozen constants), so a float
+    graph verified before and after legalize is scanned once."""
+    hit = _FINITE_MEMO.get(id(arr))
+    if hit is not None and hit[0]() is arr:
+        return hit[1]
+    finite = np.isfinite(arr)
+    out = None if finite.all() else _first_bad(arr, ~finite)
+    if not arr.flags.writeable and arr.base is None:  # frozen and owning its data
+        key = id(arr)
+        try:
+            _FINITE_MEMO[key] = (weakref.ref(arr, lambda _r, k=key: _FINITE_MEMO.pop(k, None)), out)
+        except TypeError:  # pragma: no cover - an array type without weakref support
+            pass
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -272,7 +293,7 @@ def _node_problems(
 ) -> list[str]:
     out = _io_problems(node, preds, succs)
     missing = False
-    for fname, ref in node.refs():
+    for fname, ref in _refs(node):
         if ref.name not in graph.constants:
             out.append(
                 f"{_owner(node)}: field {fname} names @{ref.name}, which is not in the constant pool"
@@ -282,11 +303,29 @@ def _node_problems(
     check = _WEIGHT_RULES.get(node.kind)
     if check is not None:
         out += check(graph, node, bad)
-    usable = not missing and not any(r.name in bad for _, r in node.refs())
+    usable = not missing and not any(r.name in bad for _, r in _refs(node))
     if usable:
         for rule in family_rules(node.family):
             out += list(rule(graph, node))
     return out
+
+
+_REFS_MEMO: dict[int, tuple[Any, list[tuple[str, Ref]]]] = {}
+
+
+def _refs(node: Node) -> list[tuple[str, Ref]]:
+    """``node.refs()``, remembered per node object (nodes are immutable; the verifier asks
+    several times per node and verification, for thousands of nodes after every pass)."""
+    hit = _REFS_MEMO.get(id(node))
+    if hit is not None and hit[0]() is node:
+        return hit[1]
+    refs = node.refs()
+    key = id(node)
+    try:
+        _REFS_MEMO[key] = (weakref.ref(node, lambda _r, k=key: _REFS_MEMO.pop(k, None)), refs)
+    except TypeError:  # pragma: no cover - an object without weakref support
+        pass
+    return refs
 
 
 def _io_problems(node: Node, preds: list[str], succs: list[str]) -> list[str]:
@@ -334,7 +373,7 @@ def _param_problems(graph: Graph, node: Node, bad: set[str]) -> list[str]:
     quantize keep both (they change the mapping): it is remembered per (node object, array
     objects), so the verification after every pass does not rescan every parameter array.
     """
-    refs = node.refs()
+    refs = _refs(node)
     arrays = tuple(graph.constants.get(r.name) for _, r in refs)
     if any(r.name in bad for _, r in refs):
         return _param_problems_uncached(graph, node, bad)
@@ -502,9 +541,11 @@ def _cycle_problems(graph: Graph, edges: list[tuple[str, str]]) -> list[str]:
     An edge out of a node whose smallest delay is >= 1 step does not tie the two steps together
     (the node's output at t depends on earlier inputs only), so such edges are cut first.
     """
+    delayed = {n for n, node in graph.nodes.items() if _min_delay(graph, node) >= 1}
+    if _acyclic(graph.nodes, [(a, b) for a, b in edges if a not in delayed]):
+        return []  # the common case, without building a networkx graph (or importing it)
     import networkx as nx
 
-    delayed = {n for n, node in graph.nodes.items() if _min_delay(graph, node) >= 1}
     g = nx.DiGraph()
     g.add_nodes_from(graph.nodes)
     zero = [(a, b) for a, b in edges if a not in delayed]
@@ -526,6 +567,26 @@ def _cycle_problems(graph: Graph, edges: list[tuple[str, str]]) -> list[str]:
             "connection with delay >= 1)"
         )
     return out
+
+
+def _acyclic(nodes: Iterable[str], edges: list[tuple[str, str]]) -> bool:
+    """True when the directed graph has no cycle (a self-loop is one): Kahn's algorithm removes
+    every node exactly when no cycle is left."""
+    indeg = dict.fromkeys(nodes, 0)
+    succ: dict[str, list[str]] = {}
+    for a, b in edges:
+        indeg[b] += 1
+        succ.setdefault(a, []).append(b)
+    ready = [n for n, d in indeg.items() if d == 0]
+    seen = 0
+    while ready:
+        n = ready.pop()
+        seen += 1
+        for b in succ.get(n, ()):
+            indeg[b] -= 1
+            if indeg[b] == 0:
+                ready.append(b)
+    return seen == len(indeg)
 
 
 def _shortest_cycle(start: str, comp: set[str], succ: dict[str, list[str]]) -> list[str]:
@@ -560,21 +621,55 @@ def loihi_synapse_rule(graph: Graph, node: Node) -> list[str]:
     """LoihiDense / LoihiSparse: weight layout as Dense / Sparse, and every stored weight an
     integer, a multiple of ``node.weight_step`` (``2 ** (8 - num_weight_bits + mixed)``), inside
     ``node.weight_range`` of the sign mode (mixed -256..255, excitatory 0..255, inhibitory
-    -255..0): what ``ir.native.loihi.legalize_weights`` produces."""
+    -255..0): what ``ir.native.loihi.legalize_weights`` produces.
+
+    The result depends only on the node and the arrays its fields name (the rule runs on usable
+    nodes only), so it is remembered like :func:`_param_problems`: the verification after each
+    mapping pass does not rescan every weight."""
+    if node.kind not in ("LoihiDense", "LoihiSparse"):
+        return []
+    arrays = tuple(graph.constants.get(r.name) for _, r in _refs(node))
+    hit = _SYNAPSE_MEMO.get(id(node))
+    if hit is not None and hit[0]() is node and len(hit[1]) == len(arrays) and all(
+            (w is None and a is None) or (w is not None and w() is a)
+            for w, a in zip(hit[1], arrays, strict=True)):
+        return list(hit[2])
+    out = _loihi_synapse_problems(graph, node)
+    key = id(node)
+    try:  # weak references only: the memo never keeps a node or an array alive
+        ref = weakref.ref(node, lambda _r, k=key: _SYNAPSE_MEMO.pop(k, None))
+        warrs = tuple(None if a is None else weakref.ref(a) for a in arrays)
+    except TypeError:  # pragma: no cover - an object without weakref support
+        return out
+    _SYNAPSE_MEMO[key] = (ref, warrs, list(out))
+    return out
+
+
+_SYNAPSE_MEMO: dict[int, tuple[Any, tuple[Any, ...], list[str]]] = {}
+
+
+def _loihi_synapse_problems(graph: Graph, node: Node) -> list[str]:
     if node.kind == "LoihiDense":
         out = dense_problems(graph, node)
         field = "weight"
-    elif node.kind == "LoihiSparse":
+    else:
         out = coo_problems(graph, node)
         field = "values"
-    else:
-        return []
     ref = getattr(node, field)
     w = graph.constants[ref.name]
     o = f"{_owner(node)}: {field} @{ref.name}"
     fix = "legalize the weights (ir.native.loihi.legalize_weights)"
     if w.size == 0:
         return out
+    if w.dtype.kind in "iu":
+        # integers (the quantizer's int16): in range and a multiple of the (power-of-two) step
+        # exactly when min, max and the OR of the low bits say so; otherwise the float checks
+        # below name the first bad element
+        lo, hi = node.weight_range
+        step = int(node.weight_step)
+        if (int(w.min()) >= lo and int(w.max()) <= hi and step & (step - 1) == 0
+                and not int(np.bitwise_or.reduce(w, axis=None)) & (step - 1)):
+            return out
     wf = w.astype(np.float64)
     frac = wf != np.round(wf)
     if frac.any():

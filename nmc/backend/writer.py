@@ -71,30 +71,193 @@ def _block_words(n: np.ndarray | int, bits: int, group: int, header: int, word: 
     return full * per_full + np.where(rest > 0, -(-(rest * bits + header) // word), 0)
 
 
-def _put_bits(values: np.ndarray, starts: np.ndarray, widths: np.ndarray, total_bits: int) -> bytes:
-    """The same bytes as :func:`emulator.format.put_bits` (fields of width <= 32, LSB first, no
-    overlap), built over 32-bit words: a field touches at most two words, so two weighted counts
-    over the words instead of five over the bytes. Every word's contributions are disjoint bits of
-    one 32-bit pattern, so their float64 sum is exact."""
-    nbytes = (int(total_bits) + 7) // 8
-    keep = widths > 0
-    if not keep.all():
-        values, starts = values[keep], starts[keep]
-    n_words = (nbytes + 3) // 4 + 2
-    buf = np.zeros(n_words, np.uint64)
-    if values.size:
-        v = values.astype(np.uint64)
-        bit = (starts & 31).astype(np.uint64)
-        w0 = starts >> 5
-        shifted = v << bit  # < 2**63 (width <= 32, shift <= 31)
-        lo = (shifted & np.uint64(0xFFFFFFFF)).astype(np.float64)
-        buf += np.bincount(w0, weights=lo, minlength=n_words).astype(np.uint64)
-        hi = shifted >> np.uint64(32)
-        nz = hi != 0
-        if nz.any():
-            buf += np.bincount(w0[nz] + 1, weights=hi[nz].astype(np.float64),
-                               minlength=n_words).astype(np.uint64)
-    return buf.astype("<u4").view(np.uint8)[:nbytes].tobytes()
+_FAST_DENSE = True
+"""Read dense Loihi weight matrices block-wise per core (False: through the synapse list, the
+general path; both give the same bytes, tests compare them)."""
+
+
+def _or_fields(buf: np.ndarray, values: np.ndarray, starts: np.ndarray) -> None:
+    """OR bit fields into ``buf`` (uint64 words of an LSB-first bit stream, little-endian):
+    ``values[i]`` (an unsigned pattern of at most 64 bits) at bit ``starts[i]``. Fields must not
+    overlap (so OR is the sum of their bits). Sorted starts take one OR-reduction per run of
+    fields in the same word; a field crossing a word boundary adds its top bits to the next."""
+    starts = np.asarray(starts, np.int64).reshape(-1)
+    if starts.size == 0:
+        return
+    v = np.asarray(values).astype(np.uint64, copy=False).reshape(-1)
+    w0 = starts >> 6
+    bit = (starts & 63).astype(np.uint64)
+    lo = v << bit
+    hi = (v >> np.uint64(1)) >> (np.uint64(63) - bit)  # v >> (64 - bit), 0 when bit = 0
+    if w0.size < 2 or bool(np.all(w0[1:] >= w0[:-1])):
+        first = np.flatnonzero(np.concatenate(([True], w0[1:] != w0[:-1])))
+        buf[w0[first]] |= np.bitwise_or.reduceat(lo, first)
+    else:
+        np.bitwise_or.at(buf, w0, lo)
+    nz = np.flatnonzero(hi)
+    if nz.size:
+        np.bitwise_or.at(buf, w0[nz] + 1, hi[nz])
+
+
+_TEMPLATES: dict[tuple[int, ...], tuple] = {}
+
+
+def _axon_template(width: int, sbits: int, group: int, header: int, word: int) -> tuple:
+    """Where the ``width`` records of ``sbits`` bits of one axon go, relative to its first word
+    (``word`` a multiple of 64): (words, word and bit of each record, first record of each run
+    of records in one word, records crossing a word boundary and their shift)."""
+    key = (width, sbits, group, header, word)
+    t = _TEMPLATES.get(key)
+    if t is None:
+        k = np.arange(width, dtype=np.int64)
+        full = -(-(header + group * sbits) // word) * word
+        off = (k // group) * full + header + (k % group) * sbits
+        n_blocks = -(-width // group)
+        last = width - (n_blocks - 1) * group
+        total = (n_blocks - 1) * full + -(-(header + last * sbits) // word) * word
+        wi = off >> 6
+        bit = (off & 63).astype(np.uint64)
+        first = np.flatnonzero(np.concatenate(([True], wi[1:] != wi[:-1])))
+        cross = np.flatnonzero((off & 63) + sbits > 64)
+        t = (total // 64, bit, first, wi[first], cross, wi[cross] + 1,
+             np.uint64(63) - bit[cross])
+        _TEMPLATES[key] = t
+    return t
+
+
+def _or_template(buf: np.ndarray, rec: np.ndarray, base_words: np.ndarray, sbits: int,
+                 group: int, header: int, word: int, work: np.ndarray | None = None,
+                 by_column: bool = False) -> None:
+    """OR the records ``rec`` (axons x width, uint64; width x axons with ``by_column``) of axons
+    whose blocks start at 64-bit word ``base_words`` into ``buf``: every axon has the same
+    layout, so the records of all axons are shifted and OR-ed into their words together.
+    ``work``: an array like ``rec`` to shift into (saves allocating one per core)."""
+    if by_column:
+        width, n_ax = rec.shape
+    else:
+        n_ax, width = rec.shape
+    wpa, bit, first, wfirst, cross, wcross, shift = _axon_template(width, sbits, group, header,
+                                                                   word)
+    if by_column:
+        words_t = np.zeros((wpa, n_ax), np.uint64)
+        words_t[wfirst] = np.bitwise_or.reduceat(np.left_shift(rec, bit[:, None], out=work),
+                                                 first, axis=0)
+        if cross.size:
+            words_t[wcross] |= (rec[cross] >> np.uint64(1)) >> shift[:, None]
+        words = words_t.T
+    else:
+        words = np.zeros((n_ax, wpa), np.uint64)
+        words[:, wfirst] = np.bitwise_or.reduceat(np.left_shift(rec, bit, out=work), first,
+                                                  axis=1)
+        if cross.size:
+            words[:, wcross] |= (rec[:, cross] >> np.uint64(1)) >> shift
+    b0 = int(base_words[0])
+    if n_ax == 1 or bool(np.all(np.diff(base_words) == wpa)):
+        buf[b0:b0 + n_ax * wpa] |= words.reshape(-1)
+    else:
+        buf[base_words[:, None] + np.arange(wpa)] |= words
+
+
+_TABLE_BOUNDS: dict[tuple, tuple] = {}
+
+
+def _pack_table(table: Any, n: int, columns: dict[str, Any], env: dict[str, int]) -> bytes:
+    """``table.pack(n, columns, env)`` (the same bytes): one record word per row, the fields
+    checked together; any value that does not fit is left to ``table.pack`` for its error."""
+    ws = table.widths(env)
+    rb = sum(ws)
+    if n == 0 or rb == 0:
+        return b""
+    if rb > 64 or max(ws) > 32:
+        return table.pack(n, columns, env)
+    key = (id(table), tuple(ws))
+    bounds = _TABLE_BOUNDS.get(key)
+    if bounds is None:
+        fields = list(zip(table.fields, ws, strict=True))
+        lo = np.array([-(1 << (w - 1)) if f.signed and w else 0 for f, w in fields], np.int64)
+        hi = np.array([((1 << (w - 1)) - 1 if f.signed else (1 << w) - 1) if w else 0
+                       for f, w in fields], np.int64)
+        mask = np.array([(1 << w) - 1 for w in ws], np.int64)[:, None]
+        offs = np.concatenate([[0], np.cumsum(ws)[:-1]]).astype(np.uint64)[:, None]
+        bounds = _TABLE_BOUNDS[key] = (lo, hi, mask, offs, [f.name for f in table.fields])
+    lo, hi, mask, offs, names = bounds
+    if n <= 16:  # a few records (config tables): Python integers cost less than numpy calls
+        lo_l, hi_l = lo.tolist(), hi.tolist()
+        total, pos = 0, 0
+        try:
+            cols = []
+            for name in names:
+                v = np.asarray(columns.get(name, 0), np.int64)
+                cols.append([int(v)] * n if v.ndim == 0 else v.tolist())
+            for i in range(n):
+                for j, w in enumerate(ws):
+                    x = cols[j][i]
+                    if not lo_l[j] <= x <= hi_l[j]:
+                        return table.pack(n, columns, env)
+                    total |= (x & ((1 << w) - 1)) << pos
+                    pos += w
+        except (IndexError, TypeError, ValueError, OverflowError):
+            return table.pack(n, columns, env)
+        if any(len(c) != n for c in cols):
+            return table.pack(n, columns, env)
+        return total.to_bytes((n * rb + 7) // 8, "little")
+    vals = np.empty((len(ws), n), np.int64)
+    try:
+        for j, name in enumerate(names):
+            vals[j] = np.asarray(columns.get(name, 0), np.int64)
+    except (ValueError, TypeError, OverflowError):
+        return table.pack(n, columns, env)
+    if bool(np.any(vals.min(axis=1) < lo)) or bool(np.any(vals.max(axis=1) > hi)):
+        return table.pack(n, columns, env)
+    vals &= mask
+    rec = np.bitwise_or.reduce(vals.astype(np.uint64) << offs, axis=0)
+    # the low rb bits of every record, one after the other, LSB first
+    bits = np.unpackbits(rec.astype("<u8", copy=False).view(np.uint8).reshape(n, 8), axis=1,
+                         bitorder="little")
+    return np.packbits(bits[:, :rb].reshape(-1), bitorder="little").tobytes()
+
+
+def _legal_as_is(w: np.ndarray, sign_mode: str, nwb: int) -> np.ndarray | None:
+    """``w`` as int16 when it already holds legal Loihi weights (integers in the sign mode's
+    range whose dropped low bits are 0: ``legalize_weights`` returns them unchanged), else None
+    (the caller legalizes)."""
+    from ir.native.loihi import SIGN_MODES, WEIGHT_BITS
+
+    if w.dtype.kind not in "iu" or sign_mode not in SIGN_MODES or not 0 <= int(nwb) <= WEIGHT_BITS:
+        return None
+    top = (1 << WEIGHT_BITS) - 1
+    lo, hi = {"mixed": (-top - 1, top), "excitatory": (0, top), "inhibitory": (-top, 0)}[sign_mode]
+    if w.size:
+        k = WEIGHT_BITS - int(nwb) + (sign_mode == "mixed")
+        if int(w.min()) < lo or int(w.max()) > hi:
+            return None
+        if int(np.bitwise_or.reduce(w, axis=None)) & ((1 << k) - 1):
+            return None
+    return w if w.dtype == np.int16 else w.astype(np.int16)
+
+
+def _weights_fit(lo: int, hi: int, bits: int, wb: int, sign: int) -> bool | None:
+    """Whether every weight of a set with minimum ``lo``, maximum ``hi`` and bitwise OR ``bits``
+    is stored exactly in ``wb`` bits (what :func:`emulator.format.loihi_weight_encode` accepts:
+    the bits it shifts out are 0 and the field is in range); None outside 0..8 bits."""
+    if not 0 <= wb <= 8 or sign not in (0, 1, 2):
+        return None
+    shift = (9 if sign == 0 else 8) - wb
+    if bits & ((1 << shift) - 1):
+        return False
+    if sign == 0:
+        f_lo, f_hi = (-(1 << (wb - 1)), (1 << (wb - 1)) - 1) if wb else (0, 0)
+        return (f_lo << shift) <= lo and hi <= (f_hi << shift)
+    top = ((1 << wb) - 1) << shift
+    return 0 <= lo and hi <= top if sign == 1 else -top <= lo and hi <= 0
+
+
+def _encode_weights(w: np.ndarray, wb: int, sign: int) -> np.ndarray:
+    """The stored fields of weights known to fit ``wb`` bits (see _weights_fit): the values of
+    :func:`emulator.format.loihi_weight_encode` without its checks."""
+    if sign == 0:
+        return (w >> (9 - wb)) & ((1 << wb) - 1) if wb else np.zeros(w.shape, np.int64)
+    return (w if sign == 1 else -w) >> (8 - wb)
 
 
 # ------------------------------------------------------------------------------------------
@@ -227,7 +390,7 @@ def model_hash(graph: Graph) -> str:
     for k in sorted(graph.constants):
         a = np.ascontiguousarray(graph.constants[k])
         h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+        h.update(a.reshape(-1).view(np.uint8).data)  # the bytes of a.tobytes(), not copied
     return h.hexdigest()
 
 
@@ -273,17 +436,18 @@ class _Conn:
     targets: list[str]
     n_in: int
     n_out: int
-    pre: np.ndarray  # sorted by (pre, post), stable
-    post: np.ndarray
-    w: np.ndarray
-    indptr: np.ndarray  # by pre
-    row_ptr: np.ndarray  # by post: entries row_order[row_ptr[r]:row_ptr[r+1]] have post r
-    row_order: np.ndarray
+    pre: np.ndarray | None  # sorted by (pre, post), stable (None until _coo builds it)
+    post: np.ndarray | None
+    w: np.ndarray | None
+    indptr: np.ndarray | None  # by pre
+    row_ptr: np.ndarray | None  # by post: entries row_order[row_ptr[r]:row_ptr[r+1]] have post r
+    row_order: np.ndarray | None
     delay: int
     weight_exp: int = 0  # loihi
     nwb: int = 8  # loihi
     sign: int = 0  # loihi
     axon_types: np.ndarray | None = None  # truenorth: the type of every source's axon
+    dense: np.ndarray | None = None  # loihi: legal weights (out, in) of a dense connection
 
 
 @dataclass
@@ -294,6 +458,37 @@ class _Net:
     conns: dict[str, _Conn]
     outputs: dict[str, str]
     into: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _coo_fields(n_in: int, n_out: int, post: np.ndarray, pre: np.ndarray, vals: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    """The synapse-list fields of a :class:`_Conn` from COO triplets (indices in range)."""
+    # Whole-network synapse arrays are kept compact (int32 indices, int16 weights when
+    # they fit): at chip size they are the writer's largest memory. Per-core slices are
+    # widened back to int64 in _conn_synapses, so the arithmetic is unchanged.
+    idx_t = np.int32 if max(n_in, n_out, post.size) < 2 ** 31 else np.int64
+    pre, post = pre.astype(idx_t, copy=False), post.astype(idx_t, copy=False)
+    key = pre.astype(np.int64) * n_out + post
+    # stable (pre, post) order; readers that emit it already (dense weights read
+    # column-major) skip the sort: an already-sorted array is the stable sort's identity
+    if key.size > 1 and not bool(np.all(key[1:] >= key[:-1])):
+        order = np.argsort(key, kind="stable")
+        pre, post, vals = pre[order], post[order], vals[order]
+    del key
+    vals = np.asarray(vals)
+    if vals.size and int(vals.min()) >= -(1 << 15) and int(vals.max()) < (1 << 15):
+        vals = vals.astype(np.int16, copy=False)
+    else:
+        vals = vals.astype(np.int64, copy=False)
+    indptr = np.zeros(n_in + 1, np.int64)
+    np.cumsum(np.bincount(pre, minlength=n_in), out=indptr[1:])
+    # by post, then pre (entries are by pre); a 16-bit key lets numpy radix-sort
+    skey = post.astype(np.uint16) if n_out <= (1 << 16) else post
+    row_order = np.argsort(skey, kind="stable").astype(idx_t, copy=False)
+    del skey
+    row_ptr = np.zeros(n_out + 1, np.int64)
+    np.cumsum(np.bincount(post, minlength=n_out), out=row_ptr[1:])
+    return dict(pre=pre, post=post, w=vals, indptr=indptr, row_ptr=row_ptr, row_order=row_order)
 
 
 def _resolve(graph: Graph, name: str) -> str:
@@ -327,6 +522,7 @@ class _Writer:
         self.m = graph.mapping
         self.strings = Strings()
         self.strings("")  # id 0 is the empty string
+        self._param_cache: dict[tuple[str, str], np.ndarray] = {}
         self.params = self._params()
         self.net = self._network()
 
@@ -442,39 +638,22 @@ class _Writer:
                     raise CompileError(f"connection {node.name} feeds {k.kind} {s}; a connection "
                                        "must feed populations")
             n_in, n_out = int(node.in_features), int(node.out_features)
+            dense = self._read_dense(node)
+            if dense is not None:
+                # the synapse list (_coo) is built only if a core needs it (_conn_synapses)
+                mat, extra = dense
+                conns[node.name] = _Conn(
+                    name=node.name, node=node, source=src, targets=targets, n_in=n_in,
+                    n_out=n_out, pre=None, post=None, w=None, indptr=None, row_ptr=None,
+                    row_order=None, delay=int(node.delay), dense=mat, **extra)
+                continue
             post, pre, vals, extra = self._read_conn(node)
             if post.size and (post.min() < 0 or post.max() >= n_out or pre.min() < 0
                               or pre.max() >= n_in):
                 raise CompileError(f"connection {node.name}: COO index out of range")
-            # Whole-network synapse arrays are kept compact (int32 indices, int16 weights when
-            # they fit): at chip size they are the writer's largest memory. Per-core slices are
-            # widened back to int64 in _conn_synapses, so the arithmetic is unchanged.
-            idx_t = np.int32 if max(n_in, n_out, post.size) < 2 ** 31 else np.int64
-            pre, post = pre.astype(idx_t, copy=False), post.astype(idx_t, copy=False)
-            key = pre.astype(np.int64) * n_out + post
-            # stable (pre, post) order; readers that emit it already (dense weights read
-            # column-major) skip the sort: an already-sorted array is the stable sort's identity
-            if key.size > 1 and not bool(np.all(key[1:] >= key[:-1])):
-                order = np.argsort(key, kind="stable")
-                pre, post, vals = pre[order], post[order], vals[order]
-            del key
-            vals = np.asarray(vals)
-            if vals.size and int(vals.min()) >= -(1 << 15) and int(vals.max()) < (1 << 15):
-                vals = vals.astype(np.int16, copy=False)
-            else:
-                vals = vals.astype(np.int64, copy=False)
-            indptr = np.zeros(n_in + 1, np.int64)
-            np.cumsum(np.bincount(pre, minlength=n_in), out=indptr[1:])
-            # by post, then pre (entries are by pre); a 16-bit key lets numpy radix-sort
-            skey = post.astype(np.uint16) if n_out <= (1 << 16) else post
-            row_order = np.argsort(skey, kind="stable").astype(idx_t, copy=False)
-            del skey
-            row_ptr = np.zeros(n_out + 1, np.int64)
-            np.cumsum(np.bincount(post, minlength=n_out), out=row_ptr[1:])
-            conns[node.name] = _Conn(
-                name=node.name, node=node, source=src, targets=targets, n_in=n_in, n_out=n_out,
-                pre=pre, post=post, w=vals, indptr=indptr, row_ptr=row_ptr,
-                row_order=row_order, delay=int(node.delay), **extra)
+            conns[node.name] = _Conn(name=node.name, node=node, source=src, targets=targets,
+                                     n_in=n_in, n_out=n_out, delay=int(node.delay), **extra,
+                                     **_coo_fields(n_in, n_out, post, pre, vals))
         for o in g.outputs:
             ps = g.predecessors(o.name)
             if len(ps) != 1:
@@ -486,10 +665,37 @@ class _Writer:
             outputs[o.name] = src
         net = _Net(pops=pops, pop_index={p: i for i, p in enumerate(pops)}, inputs=inputs,
                    conns=conns, outputs=outputs)
-        net.into = {p: [c for c, cc in conns.items() if p in cc.targets] for p in pops}
+        net.into = {p: [] for p in pops}
+        for c, cc in conns.items():
+            for t in dict.fromkeys(cc.targets):
+                if t in net.into:
+                    net.into[t].append(c)
         return net
 
+    def _coo(self, conn: str) -> _Conn:
+        """The connection with its synapse list (built from the dense matrix on first use)."""
+        cc = self.net.conns[conn]
+        if cc.pre is None:
+            post, pre, vals = self._coo_of_dense(cc)
+            for k, v in _coo_fields(cc.n_in, cc.n_out, post, pre, vals).items():
+                setattr(cc, k, v)
+        return cc
+
+    def _coo_of_dense(self, cc: _Conn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _read_dense(self, node: Any) -> tuple[np.ndarray, dict] | None:
+        """A family's dense-matrix reader (None: the node is read as a synapse list)."""
+        return None
+
     def _pop_param(self, pop: str, fname: str) -> np.ndarray:
+        """A population parameter as int64 per neuron (computed once per population)."""
+        key = (pop, fname)
+        if key not in self._param_cache:
+            self._param_cache[key] = self._pop_param_uncached(pop, fname)
+        return self._param_cache[key]
+
+    def _pop_param_uncached(self, pop: str, fname: str) -> np.ndarray:
         node = self.net.pops[pop]
         v = getattr(node, fname)
         arr = self.g.const(v) if isinstance(v, Ref) else np.asarray(v)
@@ -507,7 +713,7 @@ class _Writer:
         """The synapses of ``conn`` onto core ``cid``'s compartments: (entry ids, axon,
         compartment), one per entry and target population (a connection may feed several); every
         one must have an axon on the core (the route pass's job) or this is a CompileError."""
-        cc = self.net.conns[conn]
+        cc = self._coo(conn)
         axon_of_pre = np.full(cc.n_in, -1, np.int64)
         axon_of_pre[self.axon_pre[cid][ax]] = ax
         e_l, a_l, c_l = [], [], []
@@ -628,6 +834,7 @@ class _Writer:
         self.axon_pre: list[np.ndarray] = []
         conn_ids = {c: i for i, c in enumerate(net.conns)}
         self.conn_ids = conn_ids
+        self.conn_names = list(net.conns)
         limit = int(self.P(self.AXONS_KEY))
         for cid, c in enumerate(self.m["cores"]):
             cs, ps = [], []
@@ -654,12 +861,6 @@ class _Writer:
             self.axon_pre.append(ap)
 
     # ---- one core ----------------------------------------------------------------------------------
-    def _core_pop_mask(self, cid: int, pop: str) -> np.ndarray:
-        mask = np.zeros(self.core_neurons[cid], bool)
-        on = self.core_of[pop] == cid
-        mask[self.local_of[pop][on]] = True
-        return mask
-
     # ---- routes and inputs: every axon fed exactly once --------------------------------------
     def _axon_index(self, core: np.ndarray | int, conn: np.ndarray | str, pre: np.ndarray,
                     axon: np.ndarray, what: Any) -> None:
@@ -844,28 +1045,47 @@ class _LoihiWriter(_Writer):
     def __init__(self, graph: Graph, prof: Any):
         super().__init__(graph, prof)
         self.enc = _encoding(prof)
+        self._env_base: dict[str, int] | None = None
+        self._scratch: dict[str, np.ndarray] = {}
+
+    def _read_dense(self, node: Any) -> tuple[np.ndarray, dict] | None:
+        """A LoihiDense node's legal weights as an (out, in) int16 matrix (the graph's own array
+        when it holds legal integers already), and the extra _Conn fields; None for other kinds."""
+        from ir.native.loihi import legalize_weights
+
+        if node.kind != "LoihiDense":
+            return None
+        n_in, n_out = int(node.in_features), int(node.out_features)
+        w = np.asarray(self.g.const(node.weight)).reshape(n_out, n_in)
+        lw = _legal_as_is(w, node.sign_mode, node.num_weight_bits)
+        if lw is None:
+            lw = legalize_weights(w, node.sign_mode, node.num_weight_bits).astype(np.int16)
+        return lw, dict(weight_exp=int(node.weight_exp), nwb=int(node.num_weight_bits),
+                        sign=F.LOIHI_SIGN_MODES.index(node.sign_mode))
+
+    def _coo_of_dense(self, cc: _Conn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # column-major (by source, then target): the order _coo_conn keeps, so it need not sort
+        lw = np.ascontiguousarray(cc.dense.T)
+        pre, post = np.nonzero(lw)
+        return post, pre, lw[pre, post]
 
     def _read_conn(self, node: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         from ir.native.loihi import legalize_weights
 
         g = self.g
-        n_in, n_out = int(node.in_features), int(node.out_features)
-        if node.kind == "LoihiDense":
-            w = np.asarray(g.const(node.weight)).reshape(n_out, n_in)
-            # column-major (by source, then target): the order _network keeps, so it need not
-            # sort; legal weights fit int16 (8 bits and a sign)
-            lw = np.ascontiguousarray(legalize_weights(w, node.sign_mode,
-                                                       node.num_weight_bits).T).astype(np.int16)
-            pre, post = np.nonzero(lw)
-            vals = lw[pre, post]
-            del lw
-        else:
-            post = np.asarray(g.const(node.rows), np.int64).ravel()
-            pre = np.asarray(g.const(node.cols), np.int64).ravel()
-            vals = legalize_weights(g.const(node.values), node.sign_mode,
-                                    node.num_weight_bits).ravel()
-            keep = vals != 0
-            post, pre, vals = post[keep], pre[keep], vals[keep]
+        if node.kind == "LoihiDense":  # read by _read_dense; here for completeness
+            lw, extra = self._read_dense(node)
+            post, pre, vals = self._coo_of_dense(_Conn(
+                name=node.name, node=node, source="", targets=[], n_in=int(node.in_features),
+                n_out=int(node.out_features), pre=None, post=None, w=None, indptr=None,
+                row_ptr=None, row_order=None, delay=int(node.delay), dense=lw))
+            return post, pre, vals, extra
+        post = np.asarray(g.const(node.rows), np.int64).ravel()
+        pre = np.asarray(g.const(node.cols), np.int64).ravel()
+        vals = legalize_weights(g.const(node.values), node.sign_mode,
+                                node.num_weight_bits).ravel()
+        keep = vals != 0
+        post, pre, vals = post[keep], pre[keep], vals[keep]
         return post, pre, vals, dict(weight_exp=int(node.weight_exp), nwb=int(node.num_weight_bits),
                                      sign=F.LOIHI_SIGN_MODES.index(node.sign_mode))
 
@@ -901,7 +1121,7 @@ class _LoihiWriter(_Writer):
                 cols["vth" if f == "vth_mant" else f].append(self._pop_param(p, f)[s:e])
             cols["ref"].append(np.full(e - s, int(node.refractory), np.int64))
             cols["readout"].append(np.full(e - s, int(bool(node.readout)), np.int64))
-        cols = {k: np.concatenate(v) for k, v in cols.items()}
+        cols = {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in cols.items()}
         if np.any(cols["ref"] > int(P("neuron.refractory_max"))):
             raise CompileError(f"{where}: refractory {int(cols['ref'].max())} > "
                                f"neuron.refractory_max {P('neuron.refractory_max')}")
@@ -915,9 +1135,9 @@ class _LoihiWriter(_Writer):
                     f"{where}: {count} {what} > {P(key)} ({key}, target {self.prof.name}); use "
                     "fewer distinct parameter values per core (partition max_neurons=...)")
 
-        # -- synapses of every axon
+        # -- synapses of every axon, one plan per connection (see _conn_plan)
         ac, ap = self.axon_conn[cid], self.axon_pre[cid]
-        conn_names = list(net.conns)
+        conn_names = self.conn_names
         used = [conn_names[i] for i in dict.fromkeys(ac.tolist())]
         group = int(P("synapse.group_size"))
         header_bits = int(P("synapse.fmt_bits")) + int(P("synapse.count_bits"))
@@ -929,52 +1149,8 @@ class _LoihiWriter(_Writer):
         wchoices = list(self.enc["synapse.weight_bits"])
         per_conn: dict[str, dict] = {}
         for conn in used:
-            cc = net.conns[conn]
-            ax = np.flatnonzero(ac == self.conn_ids[conn])
-            ent, ent_axon, comp = self._conn_synapses(cid, conn, ax, where)
-            tpops = cc.targets
-            # the compartments this connection feeds on the core (for the dense encoding)
-            tcomp = np.concatenate([np.flatnonzero(self._core_pop_mask(cid, tp)) for tp in tpops]) \
-                if tpops else np.zeros(0, np.int64)
-            tcomp = np.unique(tcomp)
-            contiguous = tcomp.size > 0 and tcomp[-1] - tcomp[0] + 1 == tcomp.size
-            # stored weight width: the smallest allowed width holding every legal weight exactly
-            w = cc.w[ent].astype(np.int64)
-            wb = None
-            start_bits = cc.nwb if cc.sign != 0 else max(cc.nwb, 1)
-            for cand in [x for x in wchoices if x >= start_bits]:
-                try:
-                    F.loihi_weight_encode(w, cand, cc.sign)
-                    wb = cand
-                    break
-                except ValueError:
-                    continue
-            if wb is None:
-                raise CompileError(
-                    f"{where}: connection {conn}: weights {sorted(set(w.tolist()))[:4]} cannot be "
-                    f"stored with num_weight_bits {cc.nwb} ({F.LOIHI_SIGN_MODES[cc.sign]}); "
-                    "use more weight bits")
-            if cc.delay > int(P("synapse.delay_max")):
-                raise CompileError(f"{where}: connection {conn}: delay {cc.delay} > "
-                                   f"synapse.delay_max {P('synapse.delay_max')}")
-            db = 0 if cc.delay <= 1 else F.log2ceil(cc.delay)
-            if db > int(P("widths.delay")):
-                raise CompileError(f"{where}: connection {conn}: delay {cc.delay} needs {db} bits > "
-                                   f"widths.delay {P('widths.delay')}")
-            e_min, e_max = int(P("widths.weight_exp_min")), int(P("widths.weight_exp_max"))
-            if not e_min <= cc.weight_exp <= e_max:
-                raise CompileError(f"{where}: connection {conn}: weight_exp {cc.weight_exp} outside "
-                                   f"{e_min}..{e_max} (target {self.prof.name})")
-            counts = np.bincount(ent_axon, minlength=ac.size)[ax]
-            sparse_words = int(_block_words(counts, wb + db + ib_sparse, group, header_bits,
-                                            word).sum())
-            dense_words = (ax.size * int(_block_words(tcomp.size, wb + db, group, header_bits, word))
-                           if contiguous else None)
-            key = ent_axon * (n + 1) + comp
-            dup = _has_duplicates(key, ac.size * (n + 1))
-            dense = dense_words is not None and not dup and dense_words <= sparse_words
-            per_conn[conn] = dict(ax=ax, ent=ent, ent_axon=ent_axon, comp=comp, wb=wb, db=db,
-                                  dense=dense, tcomp=tcomp, w=w)
+            per_conn[conn] = self._conn_plan(cid, conn, slices, ac, ap, n, where, wchoices,
+                                             ib_sparse, group, header_bits, word)
 
         # -- accumulator groups: shared by connections whose exponent sums exactly together
         acc_exps: list[int] = []
@@ -1011,44 +1187,17 @@ class _LoihiWriter(_Writer):
                 f"(core.synapse_configs, target {self.prof.name}); feed the core's populations "
                 "from fewer distinct synapse formats or give fewer neurons per core")
 
-        # -- synapse lists per axon (in axon order), then blocks and words
+        # -- synapses per axon (every axon belongs to one connection), then blocks and words
         n_ax = ac.size
         ax_fmt = np.zeros(n_ax, np.int64)
         ax_base = np.zeros(n_ax, np.int64)
-        syn_axon, syn_idx, syn_w, syn_d = [], [], [], []
+        syn_per_axon = np.zeros(n_ax, np.int64)
         for conn in used:
-            cc, pc = net.conns[conn], per_conn[conn]
+            pc = per_conn[conn]
             ax_fmt[pc["ax"]] = pc["fmt"]
+            syn_per_axon[pc["ax"]] = pc["counts"]
             if pc["dense"]:
-                base = int(pc["tcomp"][0])
-                width = pc["tcomp"].size
-                ax_base[pc["ax"]] = base
-                dense = np.zeros((pc["ax"].size, width), np.int64)
-                # each axon's row in the block: a lookup table (ax is sorted and distinct)
-                row_of = np.zeros(n_ax, np.int64)
-                row_of[pc["ax"]] = np.arange(pc["ax"].size)
-                row = row_of[pc["ent_axon"]]
-                dense[row, pc["comp"] - base] = pc["w"]
-                syn_axon.append(np.repeat(pc["ax"], width))
-                syn_idx.append(np.tile(np.arange(width, dtype=np.int64), pc["ax"].size))
-                syn_w.append(dense.ravel())
-            else:
-                syn_axon.append(pc["ent_axon"])
-                syn_idx.append(pc["comp"])
-                syn_w.append(pc["w"])
-            syn_d.append(np.full(syn_axon[-1].size, cc.delay - 1, np.int64))
-        if syn_axon:
-            sa, si, sw, sd = (np.concatenate(x) for x in (syn_axon, syn_idx, syn_w, syn_d))
-            # by axon, then compartment (stable for duplicates); one connection in dense
-            # encoding is already in that order, and the sort is the writer's largest cost
-            ok = sa.size < 2 or bool(np.all((sa[1:] > sa[:-1])
-                                            | ((sa[1:] == sa[:-1]) & (si[1:] >= si[:-1]))))
-            if not ok:
-                order = np.lexsort((si, sa))
-                sa, si, sw, sd = sa[order], si[order], sw[order], sd[order]
-        else:
-            sa = si = sw = sd = np.zeros(0, np.int64)
-        syn_per_axon = np.bincount(sa, minlength=n_ax)
+                ax_base[pc["ax"]] = int(pc["tcomp"][0])
         if n_ax and np.any(syn_per_axon == 0):
             k = int(np.flatnonzero(syn_per_axon == 0)[0])
             raise CompileError(f"{where}: axon {k} ({conn_names[ac[k]]} source {ap[k]}) has no "
@@ -1074,35 +1223,21 @@ class _LoihiWriter(_Writer):
         ax_ptr = np.zeros(n_ax, np.int64)
         if n_ax:
             ax_ptr = blk_word0[blk_first]
-        # bit fields: block headers, then every synapse's idx / weight / delay
+        # bit fields: block headers (format, count - 1), then every synapse's record
+        # (idx | weight << ib | delay - 1 << (ib + wb)), OR-ed into 64-bit words
         fb, cb = int(P("synapse.fmt_bits")), int(P("synapse.count_bits"))
         if group > (1 << cb):
             raise CompileError(f"target {self.prof.name}: synapse.group_size {group} does not fit "
                                f"synapse.count_bits {cb}")
-        v_parts = [ax_fmt[blk_axon], blk_count - 1]
-        s_parts = [blk_word0 * word, blk_word0 * word + fb]
-        w_parts = [np.full(blk_axon.size, fb), np.full(blk_axon.size, cb)]
-        if sa.size:
-            first_syn = np.concatenate([[0], np.cumsum(syn_per_axon)[:-1]])
-            j = np.arange(sa.size) - first_syn[sa]
-            blk = blk_first[sa] + j // group
-            pos = blk_word0[blk] * word + header_bits + (j % group) * ax_sbits[sa]
-            wf = np.zeros(sa.size, np.int64)
-            for fi, (wbits, sign, *_rest) in enumerate(fmt_table):
-                sel = ax_fmt[sa] == fi
-                if sel.any():
-                    wf[sel] = F.loihi_weight_encode(sw[sel], wbits, sign)
-            ibs, wbs, dbs = ax_ib[sa], ax_wb[sa], ax_db[sa]
-            # fields of width 0 write nothing (dense blocks have no index, delay 1 no delay
-            # field): leave them out rather than pack and drop them
-            for vals, start, wid in ((si, pos, ibs), (wf, pos + ibs, wbs),
-                                     (sd, pos + ibs + wbs, dbs)):
-                if wid.any():
-                    v_parts.append(vals)
-                    s_parts.append(start)
-                    w_parts.append(wid)
-        synmem = _put_bits(np.concatenate(v_parts), np.concatenate(s_parts),
-                           np.concatenate(w_parts), n_words * word)
+        total_bits = n_words * word
+        buf = np.zeros((total_bits + 63) // 64 + 2, np.uint64)
+        if blk_axon.size:
+            _or_fields(buf, (ax_fmt[blk_axon] | ((blk_count - 1) << fb)).astype(np.uint64),
+                       blk_word0 * word)
+        for conn in used:
+            pc = per_conn[conn]
+            self._pack_plan(buf, pc, ax_ptr, group, header_bits, word)
+        synmem = buf.astype("<u8", copy=False).view(np.uint8)[:(total_bits + 7) // 8].tobytes()
 
         # -- routes (output axons) of this core's compartments
         r_dest = self.route_dest[cid]
@@ -1126,29 +1261,245 @@ class _LoihiWriter(_Writer):
                     w_nblk=w_nblk, w_rlen=w_rlen)),
                 F.SLICE.pack([dict(population=net.pop_index[p], start=s, stop=e)
                               for p, s, e in slices]),
-                F.LOIHI_CX.pack(len(cx_table), dict(du=cx_table[:, 0], dv=cx_table[:, 1],
-                                                    refractory=cx_table[:, 2],
-                                                    readout=cx_table[:, 3]), env),
-                F.LOIHI_VTH.pack(len(vth_table), dict(vth_mant=vth_table[:, 0]), env),
-                F.LOIHI_ACC.pack(len(acc_exps), dict(weight_exp=np.array(acc_exps, np.int64)), env),
-                F.LOIHI_FMT.pack(len(fmt_table), dict(zip(
+                _pack_table(F.LOIHI_CX, len(cx_table), dict(du=cx_table[:, 0], dv=cx_table[:, 1],
+                                                            refractory=cx_table[:, 2],
+                                                            readout=cx_table[:, 3]), env),
+                _pack_table(F.LOIHI_VTH, len(vth_table), dict(vth_mant=vth_table[:, 0]), env),
+                _pack_table(F.LOIHI_ACC, len(acc_exps),
+                            dict(weight_exp=np.array(acc_exps, np.int64)), env),
+                _pack_table(F.LOIHI_FMT, len(fmt_table), dict(zip(
                     ("wb", "sign", "db", "dense", "ib", "acc"),
                     fmt_arr.T if len(fmt_table) else [np.zeros(0, np.int64)] * 6, strict=True)), env),
-                F.LOIHI_NEURON.pack(n, dict(cx=cx_id, vth=vth_id, bias_mant=cols["bias_mant"],
-                                            bias_exp=cols["bias_exp"], n_routes=routes_per), env),
-                F.LOIHI_AXON.pack(n_ax, dict(ptr=ax_ptr, n_blocks=ax_blocks, base=ax_base), env),
+                _pack_table(F.LOIHI_NEURON, n, dict(cx=cx_id, vth=vth_id, bias_mant=cols["bias_mant"],
+                                                    bias_exp=cols["bias_exp"], n_routes=routes_per),
+                            env),
+                _pack_table(F.LOIHI_AXON, n_ax, dict(ptr=ax_ptr, n_blocks=ax_blocks, base=ax_base),
+                            env),
                 synmem,
-                F.LOIHI_ROUTE.pack(n_routes, dict(chip=r_dest["chip"], x=r_dest["x"],
-                                                  y=r_dest["y"], axon=r_dest["axon"]), env),
+                _pack_table(F.LOIHI_ROUTE, n_routes, dict(chip=r_dest["chip"], x=r_dest["x"],
+                                                          y=r_dest["y"], axon=r_dest["axon"]), env),
             ]
         except ValueError as e:
             raise CompileError(f"{where}: {e}; the value does not fit the hardware width of target "
                                f"{self.prof.name}") from None
         return b"".join(parts)
 
+    # ---- the synapses of one connection on one core --------------------------------------------
+    def _conn_plan(self, cid: int, conn: str, slices: list[tuple[str, int, int]], ac: np.ndarray,
+                   ap: np.ndarray, n: int, where: str, wchoices: list[int], ib_sparse: int,
+                   group: int, header_bits: int, word: int) -> dict:
+        """How ``conn``'s synapses onto core ``cid`` are stored: its axons, the stored weight and
+        delay widths, dense or sparse encoding, the compartments it feeds (``tcomp``), the
+        synapses per axon (``counts``) and the records to pack (:meth:`_pack_plan`).
+
+        A dense weight matrix (LoihiDense) is read block-wise, without a synapse list; anything
+        unusual about it (a synapse without an axon, a weight no width holds) is left to the
+        general path (:meth:`_conn_plan_coo`), which raises the error."""
+        P = self.P
+        cc = self.net.conns[conn]
+        ax = np.flatnonzero(ac == self.conn_ids[conn])
+        plan = None
+        if cc.dense is not None and _FAST_DENSE:
+            plan = self._conn_plan_dense(cc, slices, ax, ap, wchoices)
+        if plan is None:
+            plan = self._conn_plan_coo(cid, conn, ax, where, wchoices)
+        wb = plan["wb"]
+        if cc.delay > int(P("synapse.delay_max")):
+            raise CompileError(f"{where}: connection {conn}: delay {cc.delay} > "
+                               f"synapse.delay_max {P('synapse.delay_max')}")
+        db = 0 if cc.delay <= 1 else F.log2ceil(cc.delay)
+        if db > int(P("widths.delay")):
+            raise CompileError(f"{where}: connection {conn}: delay {cc.delay} needs {db} bits > "
+                               f"widths.delay {P('widths.delay')}")
+        e_min, e_max = int(P("widths.weight_exp_min")), int(P("widths.weight_exp_max"))
+        if not e_min <= cc.weight_exp <= e_max:
+            raise CompileError(f"{where}: connection {conn}: weight_exp {cc.weight_exp} outside "
+                               f"{e_min}..{e_max} (target {self.prof.name})")
+        tcomp, counts = plan["tcomp"], plan["nnz"]
+        contiguous = tcomp.size > 0 and tcomp[-1] - tcomp[0] + 1 == tcomp.size
+        sparse_words = int(_block_words(counts, wb + db + ib_sparse, group, header_bits,
+                                        word).sum())
+        dense_words = (ax.size * int(_block_words(tcomp.size, wb + db, group, header_bits, word))
+                       if contiguous else None)
+        dense = dense_words is not None and not plan["dup"] and dense_words <= sparse_words
+        plan.update(ax=ax, db=db, dense=dense, delay=cc.delay, sign=cc.sign,
+                    ib=0 if dense else ib_sparse)
+        if dense:
+            plan["counts"] = np.full(ax.size, tcomp.size, np.int64)
+        else:
+            plan["counts"] = counts
+        return plan
+
+    def _conn_plan_dense(self, cc: _Conn, slices: list[tuple[str, int, int]], ax: np.ndarray,
+                         ap: np.ndarray, wchoices: list[int]) -> dict | None:
+        """The plan of a dense weight matrix on one core, or None when the general path must
+        decide (it then raises the error)."""
+        W = cc.dense
+        parts, tcs = [], []
+        local = 0
+        for p, s, e in slices:
+            if p in cc.targets:
+                parts.append(W[s:e])
+                tcs.append(np.arange(local, local + e - s, dtype=np.int64))
+            local += e - s
+        if not parts:
+            return None
+        B = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        tcomp = tcs[0] if len(tcs) == 1 else np.concatenate(tcs)
+        pre_ax = ap[ax]
+        # DT: compartments x axons (C order); the plan's matrix is its transpose, axons x
+        # compartments, as a view (no transposed copy)
+        if pre_ax.size == cc.n_in and (pre_ax.size == 0 or (
+                pre_ax[0] == 0 and bool(np.all(pre_ax[1:] == pre_ax[:-1] + 1)))):
+            DT = np.ascontiguousarray(B)  # every source has its axon, in source order
+        else:
+            has = np.zeros(cc.n_in, bool)
+            has[pre_ax] = True
+            if not has.all() and bool(np.any(B[:, ~has])):
+                return None  # a synapse without an axon: the general path names it
+            DT = np.ascontiguousarray(B[:, pre_ax])
+        D = DT.T
+        if D.size:
+            lo, hi = int(DT.min()), int(DT.max())
+            bits = int(np.bitwise_or.reduce(DT, axis=None))
+        else:
+            lo = hi = bits = 0
+        start_bits = cc.nwb if cc.sign != 0 else max(cc.nwb, 1)
+        wb = None
+        for cand in [x for x in wchoices if x >= start_bits]:
+            ok = _weights_fit(lo, hi, bits, cand, cc.sign)
+            if ok is None:
+                return None
+            if ok:
+                wb = cand
+                break
+        if wb is None:
+            return None
+        nnz = np.count_nonzero(DT, axis=0).astype(np.int64)
+        return dict(wb=wb, tcomp=tcomp, nnz=nnz, dup=False, matrix=D)
+
+    def _conn_plan_coo(self, cid: int, conn: str, ax: np.ndarray, where: str,
+                       wchoices: list[int]) -> dict:
+        """The plan from the connection's synapse list (any connection kind)."""
+        cc = self._coo(conn)
+        ent, ent_axon, comp = self._conn_synapses(cid, conn, ax, where)
+        tcomp = self._target_comps(cid, cc)
+        # stored weight width: the smallest allowed width holding every legal weight exactly
+        w = cc.w[ent].astype(np.int64)
+        wb = None
+        start_bits = cc.nwb if cc.sign != 0 else max(cc.nwb, 1)
+        for cand in [x for x in wchoices if x >= start_bits]:
+            try:
+                F.loihi_weight_encode(w, cand, cc.sign)
+                wb = cand
+                break
+            except ValueError:
+                continue
+        if wb is None:
+            raise CompileError(
+                f"{where}: connection {conn}: weights {sorted(set(w.tolist()))[:4]} cannot be "
+                f"stored with num_weight_bits {cc.nwb} ({F.LOIHI_SIGN_MODES[cc.sign]}); "
+                "use more weight bits")
+        ac = self.axon_conn[cid]
+        counts = np.bincount(ent_axon, minlength=ac.size)[ax]
+        n = self.core_neurons[cid]
+        key = ent_axon * (n + 1) + comp
+        dup = _has_duplicates(key, ac.size * (n + 1))
+        return dict(wb=wb, tcomp=tcomp, nnz=counts, dup=dup, ent_axon=ent_axon, comp=comp, w=w)
+
+    def _work(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A work array reused from core to core (one per name, the last shape): a fresh array
+        of a core's synapses costs a page fault per 4 KiB when first written."""
+        a = self._scratch.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._scratch[name] = np.empty(shape, dtype)
+        return a
+
+    def _target_comps(self, cid: int, cc: _Conn) -> np.ndarray:
+        """Core-local compartments of the populations ``cc`` feeds, sorted (the slices of a core
+        are consecutive compartments, so this is their concatenation)."""
+        parts = []
+        local = 0
+        for p, s, e in self._slices(cid):
+            if p in cc.targets:
+                parts.append(np.arange(local, local + e - s, dtype=np.int64))
+            local += e - s
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def _pack_plan(self, buf: np.ndarray, pc: dict, ax_ptr: np.ndarray, group: int,
+                   header_bits: int, word: int) -> None:
+        """OR the synapse records of one connection's plan into the core's synapse memory."""
+        ax = pc["ax"]
+        if ax.size == 0:
+            return
+        wb, db, ib, sign = pc["wb"], pc["db"], pc["ib"], pc["sign"]
+        sbits = wb + db + ib
+        dtail = (pc["delay"] - 1) << (ib + wb) if db else 0
+        if pc["dense"]:
+            width = pc["tcomp"].size
+            if "matrix" in pc:
+                mat = pc["matrix"]
+            else:  # the general path: lay the synapse list out as a matrix
+                base = int(pc["tcomp"][0])
+                mat = np.zeros((ax.size, width), np.int64)
+                row_of = np.zeros(int(ax.max()) + 1, np.int64)
+                row_of[ax] = np.arange(ax.size)
+                mat[row_of[pc["ent_axon"]], pc["comp"] - base] = pc["w"]
+            if sbits == 0 or width == 0:
+                return
+            if word % 64 == 0 and mat.T.flags.c_contiguous:  # compartments x axons in memory
+                rec_t = self._work("rec_t", mat.T.shape, np.uint64)
+                np.copyto(rec_t, _encode_weights(mat.T, wb, sign), casting="unsafe")
+                if dtail:
+                    rec_t |= np.uint64(dtail)
+                _or_template(buf, rec_t, ax_ptr[ax] * (word // 64), sbits, group, header_bits,
+                             word, self._work("shifted_t", rec_t.shape, np.uint64), by_column=True)
+                return
+            rec = self._work("rec", mat.shape, np.uint64)
+            np.copyto(rec, _encode_weights(mat, wb, sign), casting="unsafe")
+            if dtail:
+                rec |= np.uint64(dtail)
+            if word % 64 == 0:
+                _or_template(buf, rec, ax_ptr[ax] * (word // 64), sbits, group, header_bits, word,
+                             self._work("shifted", rec.shape, np.uint64))
+                return
+            j = np.broadcast_to(np.arange(width, dtype=np.int64), rec.shape)
+            start = ax_ptr[ax][:, None] * word
+            full = -(-(header_bits + group * sbits) // word) * word
+            pos = start + (j // group) * full + header_bits + (j % group) * sbits
+            _or_fields(buf, rec.ravel(), pos.ravel())
+            return
+        # sparse encoding: the non-zero synapses of every axon, by compartment
+        if "matrix" in pc:
+            mat = pc["matrix"]
+            rows, cidx = np.nonzero(mat)
+            wv = mat[rows, cidx]
+            comp = pc["tcomp"][cidx]
+        else:
+            ac_local = np.zeros(int(ax.max()) + 1, np.int64)
+            ac_local[ax] = np.arange(ax.size)
+            rows = ac_local[pc["ent_axon"]]
+            order = np.lexsort((pc["comp"], rows))
+            rows, comp, wv = rows[order], pc["comp"][order], pc["w"][order]
+        if sbits == 0 or rows.size == 0:
+            return
+        rec = (comp.astype(np.uint64) & np.uint64((1 << ib) - 1)) if ib else np.zeros(rows.size, np.uint64)
+        if wb:
+            rec |= _encode_weights(wv, wb, sign).astype(np.uint64) << np.uint64(ib)
+        if dtail:
+            rec |= np.uint64(dtail)
+        counts = pc["counts"]
+        first = np.cumsum(counts) - counts
+        j = np.arange(rows.size, dtype=np.int64) - first[rows]
+        full = -(-(header_bits + group * sbits) // word) * word
+        pos = ax_ptr[ax][rows] * word + (j // group) * full + header_bits + (j % group) * sbits
+        _or_fields(buf, rec, pos)
+
     def _env(self, n: int, n_cx: int, n_vth: int, n_acc: int, n_words: int) -> dict[str, int]:
         P = self.P
-        env = {k: int(v[0]) for k, v in self.params.items() if isinstance(v[0], int)}
+        if self._env_base is None:
+            self._env_base = {k: int(v[0]) for k, v in self.params.items() if isinstance(v[0], int)}
+        env = dict(self._env_base)
         env.update(
             w_cx=F.bitlen(n_cx - 1), w_vth=F.bitlen(n_vth - 1), w_acc=F.bitlen(n_acc - 1),
             w_nidx=F.bitlen(n - 1), w_ptr=F.bitlen(n_words), w_chip=F.bitlen(self.n_chips - 1),
@@ -1218,6 +1569,8 @@ def _first_unique(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = np.asarray(rows, np.int64)
     if rows.size == 0:
         return rows.reshape(0, rows.shape[1] if rows.ndim == 2 else 1), np.zeros(0, np.int64)
+    if rows.ndim == 2 and bool((rows == rows[0]).all()):
+        return rows[:1].copy(), np.zeros(rows.shape[0], np.int64)
     uniq, first, inv = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first)
     rank = np.empty_like(order)

@@ -122,8 +122,10 @@ def csr_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # 4-10x faster, and a fully dense block (the common case) needs no search at all.
     if int(indptr[-1]) == flat.size:
         return indptr, np.tile(np.arange(n_in, dtype=np.int64), n_out), flat.copy()
-    idx = np.flatnonzero(flat)
-    return indptr, idx % n_in, flat[idx]
+    # a boolean mask over the tiled column numbers: the same cols and vals as flat indices
+    # ``% n_in``, without the division (3-4x faster on a mostly dense block)
+    keep = flat != 0
+    return indptr, np.tile(np.arange(n_in, dtype=np.int64), n_out)[keep], flat[keep]
 
 
 SynapseReader = Callable[[Graph, Node], dict]
@@ -493,6 +495,9 @@ def distinct_count(ids: Sequence[np.ndarray]) -> int:
 def config_ids(columns: Sequence[np.ndarray]) -> np.ndarray:
     """A dense int id per row of the given equally long columns (equal rows, equal ids)."""
     stacked = np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
+    if stacked.shape[0] and bool((stacked == stacked[0]).all()):
+        # one configuration (the common case): what np.unique says, without its row sort
+        return np.zeros(stacked.shape[0], np.int64)
     _, inv = np.unique(stacked, axis=0, return_inverse=True)
     return inv.reshape(-1).astype(np.int64)
 
@@ -581,6 +586,26 @@ class LoihiCost(CostModel):
             net.cache["loihi-ids"] = ids
         return net.cache["loihi-ids"][pop]
 
+    def _axon_counts(self, net: Network, syn: Synapses, ranges: list[tuple[int, int, int]]
+                     ) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """Of the synapses of ``syn`` onto target rows ``ranges``: the number of source axons
+        used and the distinct synapse counts per axon with their multiplicities (all the
+        synapse-word formula needs), or None without synapses. Remembered per (connection,
+        rows) in the view's cache: partition, its join test and route cost the same rows."""
+        key = ("loihi-axon-counts", syn.name, tuple((s, e) for s, e, _ in ranges))
+        cache = net.cache
+        if key in cache:
+            return cache[key]
+        cols = gather_cols(syn, ranges)
+        if cols.size == 0:
+            out = None
+        else:
+            counts = np.bincount(cols, minlength=syn.n_in)
+            count, mult = np.unique(counts[counts > 0], return_counts=True)
+            out = (int(mult.sum()), count, mult)
+        cache[key] = out
+        return out
+
     def _bits(self, syn: Synapses, enc: dict[str, Any]) -> tuple[int, int]:
         """(weight bits, delay bits) of one synapse of ``syn``."""
         nwb = int(syn.fmt[0]) if syn.fmt else 8
@@ -603,13 +628,12 @@ class LoihiCost(CostModel):
         encodings: dict[str, str] = {}
         for c, ranges in group_rows(net, slices).items():
             syn = net.conns[c]
-            cols = gather_cols(syn, ranges)
-            if cols.size == 0:
+            axon_counts = self._axon_counts(net, syn, ranges)
+            if axon_counts is None:
                 continue
-            counts = np.bincount(cols, minlength=syn.n_in)
-            n_ax = int(np.count_nonzero(counts))
+            n_ax, count, mult = axon_counts
             wb, db = self._bits(syn, enc)
-            sparse = int(block_words(counts[counts > 0], wb + db + ib, group, header, word).sum())
+            sparse = int((block_words(count, wb + db + ib, group, header, word) * mult).sum())
             width = sum(e - s for s, e, _ in ranges)
             dense = n_ax * int(block_words(width, wb + db, group, header, word))
             choice = "dense" if dense <= sparse else "sparse"
@@ -638,11 +662,12 @@ class LoihiCost(CostModel):
         for syn in net.conns.values():
             if syn.nnz == 0:
                 continue
-            counts = np.bincount(syn.cols, minlength=syn.n_in)
-            axons += int(np.count_nonzero(counts)) * max(1, len(syn.targets))
+            # every row: the per-axon counts the partition's cut of a whole population shares
+            n_ax, count, mult = self._axon_counts(net, syn, [(0, syn.n_out, 0)])
+            axons += n_ax * max(1, len(syn.targets))
             wb, db = self._bits(syn, enc)
             # Cheapest imaginable encoding: every synapse of an axon packed densely, no index.
-            words += int(block_words(counts[counts > 0], wb + db, group, header, word).sum()) * max(
+            words += int((block_words(count, wb + db, group, header, word) * mult).sum()) * max(
                 1, len(syn.targets))
         totals = {"neurons": net.neurons, "axons_in": axons, "synapse_words": words}
         # Every distinct config entry must sit on some core, and a core holds at most the

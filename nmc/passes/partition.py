@@ -55,6 +55,15 @@ STRATEGIES = ("contiguous", "mincut")
 PACK_WINDOW = 16
 """How many of the most recent cores a short slice may join (bounds the packing work)."""
 
+SUPERADDITIVE: dict[str, tuple[str, ...]] = {
+    "loihi": ("neurons", "axons_in", "synapse_words", "axons_out"),
+}
+"""Per family, the resources whose use by two groups of slices fed by disjoint sets of
+connections is at least the sum of their uses alone: neurons and output axons are per neuron,
+input axons per (connection, source), and a connection's synapse words grow with the core's
+neurons (wider sparse indices), never shrink. :meth:`Partitioner.cannot_join` uses it to rule
+out a join without costing it."""
+
 
 @dataclass
 class Partitioner:
@@ -69,6 +78,10 @@ class Partitioner:
     target: str = ""
     out_weight: dict[str, np.ndarray] | None = None
     out_limit: int | None = None
+    alone: dict[tuple[Slice, ...], dict[str, int]] = field(default_factory=dict)
+    """Usage by group of slices (:meth:`usage`); cleared when the output-axon charges change."""
+    conns_of: dict[tuple[Slice, ...], frozenset[str]] = field(default_factory=dict)
+    """The connections feeding a group of slices (:meth:`cannot_join`)."""
 
     @classmethod
     def make(cls, graph: Graph, profile: Any, max_neurons: int | None = None) -> Partitioner:
@@ -85,6 +98,15 @@ class Partitioner:
                    max_neurons=max_neurons, target=profile.name)
 
     def usage(self, slices: Sequence[Slice]) -> dict[str, int]:
+        """What ``slices`` use on one core (remembered: the cut, the packing and the join test
+        cost the same groups of slices again)."""
+        key = tuple(slices)
+        use = self.alone.get(key)
+        if use is None:
+            use = self.alone[key] = self._usage(slices)
+        return use
+
+    def _usage(self, slices: Sequence[Slice]) -> dict[str, int]:
         self.evaluations += 1
         use = self.model.usage(self.net, slices, self.profile).amounts
         if self.out_weight is not None:
@@ -98,6 +120,25 @@ class Partitioner:
         self.out_weight = {p: np.concatenate([[0], np.cumsum(v)]) for p, v in per_neuron.items()}
         self.out_limit = limit
         self.limits = {**self.limits, "axons_out": limit}
+        self.alone.clear()
+
+    def cannot_join(self, slices: Sequence[Slice], sl: Slice) -> bool:
+        """True when ``[*slices, sl]`` certainly does not fit: no connection feeds both, and the
+        uses of the two alone already add up to more than a limit of a resource in
+        :data:`SUPERADDITIVE` (each group's use alone is costed once and remembered). False
+        means "maybe": :meth:`fits` decides."""
+        res = SUPERADDITIVE.get(self.model.family)
+        if not res:
+            return False
+        key = tuple(slices)
+        mine = self.conns_of.get(key)
+        if mine is None:
+            into = self.net.into
+            mine = self.conns_of[key] = frozenset(c for p, _, _ in slices for c in into[p])
+        if not mine.isdisjoint(self.net.into[sl[0]]):
+            return False
+        a, b = self.usage(key), self.usage((sl,))
+        return any(a.get(r, 0) + b.get(r, 0) > lim for r, lim in self.limits.items() if r in res)
 
     def fits(self, slices: Sequence[Slice]) -> bool:
         return fits(self.usage(slices), self.limits)
@@ -181,6 +222,8 @@ def contiguous(pt: Partitioner) -> list[list[Slice]]:
                 for k in range(len(cores) - 1, max(-1, len(cores) - 1 - PACK_WINDOW), -1):
                     # cheap test first: the neurons alone must fit
                     if sum(e - s for _, s, e in cores[k]) + size > cap:
+                        continue
+                    if pt.cannot_join(cores[k], sl):
                         continue
                     if pt.fits([*cores[k], sl]):
                         home = k

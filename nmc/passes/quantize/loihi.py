@@ -51,11 +51,17 @@ import numpy as np
 from ir.errors import CompileError, NmcWarning
 from ir.graph import Graph, GraphBuilder, Stage, unique_name
 from ir.native import loihi as native
-from ir.native.loihi import LoihiCompartment, LoihiDense, LoihiSparse, legalize_weights
+from ir.native.loihi import LoihiCompartment, LoihiDense, LoihiSparse
 from ir.nodes import Node, Ref
 from nmc.passes import record
 from nmc.passes.quantize import QuantizeOptions, register_quantizer
-from nmc.passes.quantize.report import QuantReport, connection_stats, population_stats
+from nmc.passes.quantize.report import (
+    QuantReport,
+    _norm,
+    _num,
+    connection_stats,
+    population_stats,
+)
 
 SPIKING = ("IF", "LIF", "CubaLIF")
 READOUTS = ("LI", "CubaLI", "Integrator")
@@ -129,6 +135,21 @@ def legal_range(sign_mode: str, nwb: int) -> tuple[int, int, int]:
     if sign_mode == "excitatory":
         return 0, hi, step
     return -hi, 0, step
+
+
+class _Scratch:
+    """Work arrays reused from one connection to the next of a quantize run: a fresh array the
+    size of a chip-scale weight block costs a page fault per 4 KiB when it is first written,
+    about as much time as the arithmetic on it. One array per name is kept (the last shape)."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        a = self.arrays.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self.arrays[name] = np.empty(shape, dtype)
+        return a
 
 
 # ------------------------------------------------------------------------------------------
@@ -209,8 +230,12 @@ def _delay_vector(graph: Graph, delays: list[Node], n: int) -> np.ndarray:
 
 
 def _coo(graph: Graph, chain: Chain, n_src: int, n_tgt: int
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, bool]:
-    """(rows, cols, values, bias or None, dense?) of a chain's connection (identity if none)."""
+         ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray | None, bool]:
+    """(rows, cols, values, bias or None, dense?) of a chain's connection (identity if none).
+
+    A Dense connection gives ``rows = cols = None`` and its (out, in) weight matrix as
+    ``values`` (entry ``[r, c]`` is the synapse ``c -> r``, in C order as ``np.indices`` would
+    list it); everything below computes on it the same values as on the triplets."""
     c = chain.conn
     if c is None:
         if n_src != n_tgt:
@@ -222,9 +247,12 @@ def _coo(graph: Graph, chain: Chain, n_src: int, n_tgt: int
         return idx, idx, np.ones(n_src), None, False
     bias = graph.const(c.bias).astype(np.float64).reshape(-1) if c.bias is not None else None
     if c.kind == "Dense":
-        w = graph.const(c.weight).astype(np.float64).reshape(c.out_features, c.in_features)
-        rows, cols = np.indices(w.shape)
-        return rows.ravel(), cols.ravel(), w.ravel(), bias, True
+        # the (out, in) matrix as stored (no float64 copy, no index arrays: at chip size those
+        # were 24 bytes per synapse for the whole network); rows and cols are implicit (None)
+        w = np.asarray(graph.const(c.weight)).reshape(c.out_features, c.in_features)
+        if w.dtype.kind != "f":
+            w = w.astype(np.float64)
+        return None, None, w, bias, True
     return (np.asarray(graph.const(c.rows), np.int64).ravel(),
             np.asarray(graph.const(c.cols), np.int64).ravel(),
             np.asarray(graph.const(c.values), np.float64).ravel(), bias, False)
@@ -253,6 +281,7 @@ class Pop:
     bias_float: np.ndarray | None = None  # bias in float v units per step
     binding: str = ""  # which limit set the scale
     notes: list[str] = field(default_factory=list)
+    gscale: float | None = None  # median |gain| * scale / act_scale (report), once per population
 
     @property
     def readout(self) -> bool:
@@ -377,6 +406,10 @@ def quantize_loihi(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Graph,
         for ch in p.chains:
             n_src = graph.node(ch.source).size
             mats[id(ch)] = _coo(graph, ch, n_src, p.n)
+    scratch = _Scratch()
+    for p in pops.values():
+        for ch in p.chains:
+            mats[id(ch)] = (*mats[id(ch)], _chain_stats(p, mats[id(ch)], lim, scratch))
     drive = _drive_bounds(graph, pops, mats, opts, lim)
     for name, p in pops.items():
         p.drive = drive[name]
@@ -398,7 +431,7 @@ def quantize_loihi(graph: Graph, profile, opts: QuantizeOptions) -> tuple[Graph,
         for ch in p.chains:
             mat = mats[id(ch)]
             for node, srcs, info, stats in _lower_chain(graph, b, p, ch, mat, lim, conn_uses,
-                                                         taken):
+                                                         taken, scratch):
                 key = order[ch.conn.name] if ch.conn is not None else order[p.node.name] - 0.5
                 staged.append((key, seq, node, srcs))
                 seq += 1
@@ -462,9 +495,9 @@ def _drive_bounds(graph: Graph, pops: dict[str, Pop], mats: dict, opts: Quantize
         pos = np.zeros(p.n)
         neg = np.zeros(p.n)
         for ch in p.chains:
-            rows, _, vals, bias, _ = mats[id(ch)]
-            pos += np.bincount(rows, weights=np.maximum(vals, 0), minlength=p.n)
-            neg += np.bincount(rows, weights=np.maximum(-vals, 0), minlength=p.n)
+            _, _, _, bias, _, st = mats[id(ch)]
+            pos += st["pos"]
+            neg += st["neg"]
             if bias is not None:
                 pos += np.maximum(bias, 0)
                 neg += np.maximum(-bias, 0)
@@ -529,15 +562,13 @@ def _choose_scale(p: Pop, mats: dict, lim: Limits) -> None:
         bounds["v_range"] = lim.v_max / p.drive
     ratios: list[tuple[float, int]] = []  # per chain: largest |weight| / legal limit, count
     for ch in p.chains:
-        rows, _, vals, _, _ = mats[id(ch)]
-        eff = p.gain[rows] * vals / lim.act_scale  # stored units (before the exponent) at s = 1
-        lo, hi, _ = legal_range(sign_mode(vals), lim.weight_bits)
-        r = max(float(eff.max(initial=0)) / hi if hi else 0.0,
-                float(-eff.min(initial=0)) / -lo if lo else 0.0)
+        st = mats[id(ch)][5]
+        lo, hi, _ = legal_range(st["mode"], lim.weight_bits)
+        r = max(st["eff_max"] / hi if hi else 0.0, -st["eff_min"] / -lo if lo else 0.0)
         if r > 0:
             bounds[f"weights {ch.conn.name if ch.conn else ch.source}"] = (
                 (1 << lim.weight_exp_max) / r)
-            ratios.append((r, int(np.count_nonzero(vals))))
+            ratios.append((r, st["nnz"]))
     bias = np.abs(p.bias_float)
     if bias.size and bias.max() > 0:
         bounds["bias"] = lim.bias_mant_max * (1 << lim.bias_exp_max) / float(bias.max())
@@ -578,6 +609,66 @@ def _alignment(s: float, ratios: list[tuple[float, int]], lim: Limits) -> float:
 
     cands = [1.0] + [2.0 ** math.floor(math.log2(s * r)) / (s * r) for r, _ in ratios]
     return max(cands, key=lambda f: (used_bits(f), f))
+
+
+def _chain_stats(p: Pop, mat: tuple, lim: Limits, scratch: _Scratch | None = None
+                 ) -> dict[str, Any]:
+    """What the scale needs of one chain's weights, in one look at them: per target neuron the
+    sums of the positive and of the negative weights (``pos``, ``neg``, in float64 and in
+    synapse order, as ``np.bincount`` adds them), the sign mode, the non-zero count, and the
+    extremes of ``gain * w / act_scale`` (``eff_*``, with 0 included).
+
+    A dense matrix is summed along its rows in synapse order (:func:`_row_sums`), and the
+    extremes come from each row's extremes: rounding a product or quotient is monotone, so the
+    largest ``gain[r] * w / act`` of row ``r`` is the one of its largest (``gain[r] >= 0``) or
+    smallest weight."""
+    rows, _, vals, _, _ = mat
+    if rows is None:
+        n_out, n_in = vals.shape
+        if vals.size:
+            pos, neg = _row_sums(vals, scratch or _Scratch())
+            r_max = vals.max(axis=1).astype(np.float64)
+            r_min = vals.min(axis=1).astype(np.float64)
+            up = p.gain >= 0
+            e_max = p.gain * np.where(up, r_max, r_min) / lim.act_scale
+            e_min = p.gain * np.where(up, r_min, r_max) / lim.act_scale
+            w_lo, w_hi = float(r_min.min()), float(r_max.max())
+        else:
+            pos = neg = np.zeros(n_out)
+            e_max = e_min = np.zeros(0)
+            w_lo = w_hi = 0.0
+        nnz = int(np.count_nonzero(vals))
+    else:
+        pos = np.bincount(rows, weights=np.maximum(vals, 0), minlength=p.n)
+        neg = np.bincount(rows, weights=np.maximum(-vals, 0), minlength=p.n)
+        e_max = e_min = p.gain[rows] * vals / lim.act_scale  # stored units at s = 1
+        nz = vals[vals != 0]
+        w_lo, w_hi = (float(nz.min()), float(nz.max())) if nz.size else (0.0, 0.0)
+        nnz = int(nz.size)
+    mode = "excitatory" if not w_lo < 0 else ("inhibitory" if not w_hi > 0 else "mixed")
+    return dict(pos=pos, neg=neg, nnz=nnz, mode=mode, eff_max=float(e_max.max(initial=0)),
+                eff_min=float(e_min.min(initial=0)))
+
+
+def _row_sums(w: np.ndarray, scratch: _Scratch) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``w`` (out, in), the float64 sums of its positive parts and of its negative
+    parts' magnitudes, added one synapse after the other in column order: bit for bit what
+    ``np.bincount(rows, weights)`` gives on the C-order triplets (``w.sum(axis=1)`` would add
+    pairwise and round differently). The transposed copy is reduced along its first axis, which
+    numpy does row after row into the output; with fewer than 8 rows ``cumsum`` (sequential by
+    definition, but slower) is used instead."""
+    n_out, n_in = w.shape
+    if n_out < 8:
+        return (np.cumsum(np.maximum(w, 0), axis=1, dtype=np.float64)[:, -1].copy(),
+                np.cumsum(np.maximum(-w, 0), axis=1, dtype=np.float64)[:, -1].copy())
+    x = scratch.get("sum", (n_in, n_out), np.float64)  # (in, out), C order
+    np.copyto(x, w.T)
+    t = scratch.get("sum_part", (n_in, n_out), np.float64)
+    np.maximum(x, 0, out=t)
+    pos = np.add.reduce(t, axis=0)
+    np.negative(x, out=x)
+    np.maximum(x, 0, out=t)
+    return pos, np.add.reduce(t, axis=0)
 
 
 def sign_mode(vals: np.ndarray) -> str:
@@ -647,17 +738,28 @@ def _lower_pop(graph: Graph, b: GraphBuilder, p: Pop, lim: Limits) -> tuple[Node
 
 
 def _lower_chain(graph: Graph, b: GraphBuilder, p: Pop, ch: Chain, mat: tuple, lim: Limits,
-                 conn_uses: dict[str, int], taken: set[str]):
+                 conn_uses: dict[str, int], taken: set[str], scratch: _Scratch | None = None):
     """Yield (native node, sources, decisions, report row) for one chain."""
-    rows, cols, vals, _, dense = mat
+    scratch = scratch or _Scratch()
+    rows, cols, vals, _, dense, st = mat
     n_src = graph.node(ch.source).size
-    d = _delay_vector(graph, ch.pre, n_src)[cols] + _delay_vector(graph, ch.post, p.n)[rows]
+    matrix = rows is None  # a Dense connection's (out, in) matrix, rows and cols implicit
+    if not matrix:
+        d = _delay_vector(graph, ch.pre, n_src)[cols] + _delay_vector(graph, ch.post, p.n)[rows]
+    elif ch.pre or ch.post:
+        d = (_delay_vector(graph, ch.pre, n_src)[None, :]
+             + _delay_vector(graph, ch.post, p.n)[:, None]).reshape(-1)
+    else:
+        d = None  # no Delay on the way: every synapse has float delay 0
     if ch.conn is not None:
         base = ch.conn.name if conn_uses[ch.conn.name] == 1 else f"{ch.conn.name}_{p.node.name}"
     else:
         base = f"{ch.source}_to_{p.node.name}"
     # np.unique sorts in C; a Python set over every synapse was a hot spot at chip size
-    groups = np.unique(np.maximum(d, 1)).tolist() if d.size else [1]
+    if d is None:
+        groups = [1]
+    else:
+        groups = np.unique(np.maximum(d, 1)).tolist() if d.size else [1]
     if groups and groups[-1] > lim.delay_max:
         where = ", ".join(ch.folded) or f"{ch.source} -> {p.node.name}"
         raise CompileError(
@@ -665,8 +767,16 @@ def _lower_chain(graph: Graph, b: GraphBuilder, p: Pop, ch: Chain, mat: tuple, l
             "of the target); shorten the delay or relay the spikes through an extra population"
         )
     # Weight encoding, shared by all delay groups of the chain (one scale per connection).
-    ideal = p.scale * p.gain[rows] * vals / lim.act_scale
-    mode = sign_mode(vals)
+    # The arithmetic is element by element, so on a matrix the per-row factors broadcast and
+    # every value is the one the triplets would give; temporaries are reused in place.
+    gs = p.scale * p.gain  # p.scale * p.gain[rows], per target neuron
+    if matrix:
+        ideal = np.multiply(gs[:, None], vals, dtype=np.float64,
+                            out=scratch.get("ideal", vals.shape, np.float64))
+    else:
+        ideal = gs[rows] * vals
+    ideal /= lim.act_scale
+    mode = st["mode"]
     lo, hi, step = legal_range(mode, lim.weight_bits)
     exp = lim.weight_exp_max
     # Scaling by a power of two is exact in floating point and monotone, so the extremes of the
@@ -678,56 +788,104 @@ def _lower_chain(graph: Graph, b: GraphBuilder, p: Pop, ch: Chain, mat: tuple, l
         if ideal.size == 0 or (x_max <= hi + step / 2 and x_min >= lo - step / 2):
             exp = e
             break
-    scaled = ideal / (1 << exp) if exp >= 0 else ideal * (1 << -exp)
-    w_int = np.clip(np.rint(scaled / step) * step, lo, hi).astype(np.int64)
+    scaled = ideal  # in place: ideal is not needed any more
+    if exp >= 0:
+        scaled /= (1 << exp)
+    else:
+        scaled *= (1 << -exp)
+    q = np.divide(scaled, step, out=scratch.get("q", scaled.shape, np.float64))
+    np.rint(q, out=q)
+    q *= step
+    np.clip(q, lo, hi, out=q)
+    w_int = scratch.get("w_int", q.shape, np.int64)
+    np.copyto(w_int, q, casting="unsafe")  # q.astype(np.int64): whole numbers already
+    del q
     nwb = lim.weight_bits
     # legalize_weights at k bits drops the low ``WEIGHT_BITS - k + (mode == "mixed")`` bits, so
     # w_int (already clipped to the legal range) is legal at k bits exactly when every weight is
     # a multiple of 2**that: the OR of all weights (two's complement) has those bits clear. One
-    # pass over the weights instead of one legalize_weights per candidate width.
+    # pass over the weights instead of one legalize_weights per candidate width. (k =
+    # weight_bits always qualifies: w_int is a multiple of ``step``.)
     from ir.native.loihi import WEIGHT_BITS
 
-    low = int(np.bitwise_or.reduce(w_int)) if w_int.size else 0
+    low = int(np.bitwise_or.reduce(w_int, axis=None)) if w_int.size else 0
     for k in range(1, lim.weight_bits + 1):
         drop = WEIGHT_BITS - k + (mode == "mixed")
         if drop <= 0 or not low & ((1 << drop) - 1):
             nwb = k
             break
-    assert np.array_equal(legalize_weights(w_int, mode, nwb), w_int)
-    unit = (2.0 ** exp) * lim.act_scale / (p.scale * p.gain[rows])
-    back = w_int * unit
+    unit = (2.0 ** exp) * lim.act_scale / gs  # per target neuron
     # A connection used by one chain keeps its name (the generic node is dropped); others get a
     # fresh one.
     reuse = ch.conn is not None and base == ch.conn.name
     name0 = base if reuse else unique_name(taken, base)
     taken.add(name0)
-    gscale = float(np.median(p.scale * np.abs(p.gain) / lim.act_scale))
-    stats = connection_stats(
-        name0, vals, w_int, back, ideal=scaled, lo=lo - step / 2, hi=hi + step / 2,
+    if p.gscale is None:  # the same for every chain into p
+        p.gscale = float(np.median(p.scale * np.abs(p.gain) / lim.act_scale))
+    gscale = p.gscale
+    extra = dict(
         scale=gscale / (2.0 ** exp), kind="LoihiDense" if dense and len(groups) == 1 else
         "LoihiSparse", target=p.node.name, bits=nwb, weight_exp=exp, sign_mode=mode,
         delay=groups[0] if len(groups) == 1 else f"{groups[0]}..{groups[-1]}",
     )
+    if matrix:
+        stats = _matrix_stats(name0, vals, w_int, unit, scaled, lo=lo - step / 2,
+                              hi=hi + step / 2, nnz=st["nnz"], scratch=scratch, **extra)
+    else:
+        stats = connection_stats(name0, vals, w_int, w_int * unit[rows], ideal=scaled,
+                                 lo=lo - step / 2, hi=hi + step / 2, **extra)
+    del scaled, ideal
+    if matrix and len(groups) > 1:  # per-synapse delays: split into sparse connections
+        rows, cols = (a.ravel() for a in np.indices(vals.shape))
     for gi, dd in enumerate(groups):
         name = name0 if gi == 0 else unique_name(taken, f"{name0}_d{dd}")
         taken.add(name)
-        sel = np.maximum(d, 1) == dd if d.size else np.zeros(0, bool)
         common = dict(name=name, in_features=n_src, out_features=p.n, weight_exp=int(exp),
                       num_weight_bits=int(nwb), sign_mode=mode, delay=int(dd))
         if dense and len(groups) == 1:
             w = w_int.reshape(p.n, n_src).astype(np.int16)
+            w.flags.writeable = False  # frozen already: the graph keeps it without a copy
             node = LoihiDense(weight=b.const(f"{name}.weight", w), **common)
         else:
+            sel = np.maximum(d, 1) == dd if d is not None and d.size else np.zeros(0, bool)
+            if d is None:  # one group of every synapse (not reached: that is a LoihiDense)
+                sel = np.ones(w_int.size, bool)
             node = LoihiSparse(rows=b.const(f"{name}.rows", rows[sel].astype(np.int32)),
                                cols=b.const(f"{name}.cols", cols[sel].astype(np.int32)),
-                               values=b.const(f"{name}.values", w_int[sel].astype(np.int16)),
+                               values=b.const(f"{name}.values",
+                                              w_int.reshape(-1)[sel].astype(np.int16)),
                                **common)
         ch.names.append(name)
-        fd = int(d.max()) if d.size else 0
+        fd = int(d.max()) if d is not None and d.size else 0
         info = dict(source=ch.source, target=p.node.name, folded=ch.folded, sign_mode=mode,
                     weight_exp=int(exp), num_weight_bits=int(nwb), delay=int(dd),
                     float_delay=fd)
         yield node, [ch.source], info, stats if gi == 0 else None
+
+
+def _matrix_stats(name: str, vals: np.ndarray, w_int: np.ndarray, unit: np.ndarray,
+                  scaled: np.ndarray, *, lo: float, hi: float, nnz: int, scratch: _Scratch,
+                  **extra: Any) -> dict[str, Any]:
+    """``connection_stats`` of a dense (out, in) chain (the same dict, with fewer passes): a zero
+    float weight gives ``scaled = 0`` (inside ``[lo, hi]``) and ``w_int = 0``, so the clipped
+    and rounded-to-zero counts need no mask of the non-zero weights; ``unit`` is per row."""
+    if vals.dtype == np.float64:
+        w = vals
+    else:
+        w = scratch.get("w64", vals.shape, np.float64)
+        np.copyto(w, vals)
+    clipped = int(np.count_nonzero(scaled < lo)) + int(np.count_nonzero(scaled > hi))
+    zero = nnz - int(np.count_nonzero(w_int))
+    norm = _norm(w)
+    back = np.multiply(w_int, unit[:, None], out=scratch.get("back", w.shape, np.float64))
+    back -= w
+    err = float(_norm(back) / norm) if norm > 0 else 0.0
+    n = nnz
+    out = dict(name=name, scale=_num(extra.pop("scale")), weights=n,
+               clipped_pct=_num(100.0 * clipped / n if n else 0.0),
+               zero_pct=_num(100.0 * zero / n if n else 0.0), rel_error=_num(err))
+    out.update({k: _num(v) for k, v in extra.items()})
+    return out
 
 
 def _span(values: np.ndarray) -> int | str:
