@@ -3,10 +3,13 @@
 Runs, in this order (names for ``--only``):
 
 * ``memory``: the machine's streaming-read bandwidth (:mod:`bench.memory`);
-* ``emulator``: synaptic events/s of the emulator on the peers' workload (Loihi family), single
-  sample and batches 1, 8, 64, fast and cycle modes, against the peers' plain numpy loop run in
-  this process on the same workload; the raster digest of sample 0 must equal the numpy loop's;
-  the fraction of the streaming-read ceiling (events/s x 1 byte per int8 weight / bandwidth);
+* ``emulator``: synaptic events/s of the emulator on the peers' workload expressed in each
+  family's native kinds (loihi, truenorth, brainscales2), single sample and batches 1, 8, 64, fast
+  and cycle modes, against the peers' plain numpy loop run in this process on the same input
+  spikes; the raster digest of sample 0 must equal the numpy loop's (loihi) and the chip must
+  equal the integer reference interpreter (the others); the fraction of the streaming-read
+  ceiling (events/s x 1 byte per int8 weight / bandwidth); the cycle mode's packets/s on a
+  64-core TrueNorth network;
 * ``compile``: compile scaling from 1e3 to 1e6 neurons per family (:mod:`bench.compile_scaling`);
 * ``load``: image load speed (:mod:`bench.load_speed`);
 * ``mapping``: cores vs lower bound and spike-hops per strategy (``bench/mapping_quality.py``);
@@ -30,8 +33,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -50,103 +51,27 @@ def log(msg: str) -> None:
 
 # ---- emulator throughput -----------------------------------------------------------------------
 def bench_emulator(quick: bool, ceiling_gbs: float | None) -> dict[str, Any]:
-    """Events/s of the emulator (fast and cycle mode) and of the numpy loop on the peers'
-    ``large`` workload; digests; ratios; fraction of the bandwidth ceiling."""
+    """Events/s of the emulator per family (fast and cycle mode; single sample and batches) and
+    of the numpy loop on the peers' ``large`` workload (:func:`bench.emulator_throughput.measure`);
+    digests / run_int agreement; ratios; fraction of the bandwidth ceiling; the cycle mode's
+    packets/s on a 64-core TrueNorth network (:func:`bench.emulator_throughput.cycle_packets`)."""
     import bench.emulator_throughput as et
-    import emulator
-    from emulator import format as F
-    from nmc.backend.writer import write_image
-    from nmc.passes.flow import compile_graph
 
-    common, bench_numpy = et.peers()
-    steps = 200 if quick else 1000
-    cycle_steps = 20  # cycle mode models every packet: ~100x slower than fast mode
-    repeat = 2 if quick else 3
-    batches = (1, 8) if quick else (1, 8, 64)
-    size = "large"
-    sizes, weights, raster = common.make_workload(size, steps, 0)
     t0 = time.perf_counter()
-    routed = compile_graph(et.build_graph(sizes, weights, common.DU, common.DV, common.VTH),
-                           "loihi").graph
-    image = write_image(routed, "loihi")
-    chip = emulator.load(image)
-    chip.run(raster[:2])  # the fast engine's tables, built once per chip
-    setup_s = time.perf_counter() - t0
-    X = np.stack([raster] + [common.make_workload(size, steps, 1000 + k)[2]
-                             for k in range(max(batches) - 1)])
-
-    def events(x: np.ndarray, rec: list[np.ndarray]) -> int:
-        return common.synaptic_events(sizes, [int(x.sum())] + [int(r.sum()) for r in rec])
-
-    def outs(res, b: int | None) -> list[np.ndarray]:
-        o = [np.asarray(res.outputs[f"out{k + 1}"]) for k in range(len(weights))]
-        return [a if b is None else a[b] for a in o]
-
-    rows: list[dict[str, Any]] = []
-    # numpy loop (the reference digest), best of `repeat`
-    best, rec = float("inf"), None
-    for _ in range(repeat):
-        rec, dt = et.numpy_loop(bench_numpy, weights, raster)
-        best = min(best, dt)
-    ref = {steps: common.raster_digest(rec)}
-    np_rate = events(raster, rec) / best
-    rows.append(dict(engine="numpy loop (peers)", mode="-", batch=1, steps=steps,
-                     seconds=round(best, 4), events_per_s=np_rate, same_raster=True))
-
-    def timed(x, mode: str, reps: int):
-        b_best, res = float("inf"), None
-        for _ in range(reps):
-            t = time.perf_counter()
-            res = chip.run(x, mode=mode)
-            b_best = min(b_best, time.perf_counter() - t)
-        return res, b_best
-
-    # fast mode: single sample (T, N) and batches (B, T, N)
-    for b in (None, *batches):
-        x = raster if b is None else X[:b]
-        res, dt = timed(x, "fast", repeat)
-        if b is None:
-            ev, dig = events(raster, outs(res, None)), common.raster_digest(outs(res, None))
-        else:
-            ev = sum(events(X[i], outs(res, i)) for i in range(b))
-            dig = common.raster_digest(outs(res, 0))
-        rows.append(dict(engine="emulator", mode="fast", batch="single" if b is None else b,
-                         steps=steps, seconds=round(dt, 4), events_per_s=ev / dt,
-                         same_raster=dig == ref[steps]))
-    # cycle mode: fewer steps (it models every packet); its own numpy reference digest
-    rec_c, _ = et.numpy_loop(bench_numpy, weights, raster[:cycle_steps])
-    ref[cycle_steps] = common.raster_digest(rec_c)
-    for b in (None, *batches):
-        x = raster[:cycle_steps] if b is None else X[:b, :cycle_steps]
-        res, dt = timed(x, "cycle", 1)
-        if b is None:
-            ev = events(x, outs(res, None))
-            dig = common.raster_digest(outs(res, None))
-        else:
-            ev = sum(events(x[i], outs(res, i)) for i in range(b))
-            dig = common.raster_digest(outs(res, 0))
-        rows.append(dict(engine="emulator", mode="cycle", batch="single" if b is None else b,
-                         steps=cycle_steps, seconds=round(dt, 4), events_per_s=ev / dt,
-                         same_raster=dig == ref[cycle_steps]))
-        if dt > (60 if quick else 200):
-            break  # larger batches would take too long
-    for r in rows:
-        r["ratio_to_numpy"] = round(r["events_per_s"] / np_rate, 3)
+    res = et.measure(steps=200 if quick else 1000, batches=(1, 8) if quick else (1, 8, 64),
+                     repeat=2 if quick else 3, cycle_steps=10 if quick else 20,
+                     cycle_batches=(1,) if quick else (1, 8, 64),
+                     cycle_limit_s=60 if quick else 200, log=log)
+    for r in res["rows"]:
         if ceiling_gbs:
             r["fraction_of_bandwidth"] = round(r["events_per_s"] * BYTES_PER_EVENT
                                                / (ceiling_gbs * 1e9), 4)
-        r["events_per_s"] = float(f"{r['events_per_s']:.4g}")
-    families = {f: (f in F.CORE_LAYOUTS) for f in ("loihi", "truenorth", "brainscales2")}
-    for r in rows:
-        log(f"  {r['engine']:<19} {r['mode']:<5} batch {str(r['batch']):<6} "
-            f"{r['events_per_s']:10.3e} events/s  x{r['ratio_to_numpy']:<6} numpy  "
-            f"same raster: {r['same_raster']}")
-    return {"workload": f"peers '{size}' {sizes}, int8 weights, rate 0.05",
-            "cores": len(chip.cores), "image_bytes": len(image), "setup_s": round(setup_s, 1),
-            "bytes_per_event": BYTES_PER_EVENT, "rows": rows,
-            "families": {f: ("measured" if ok else "no image layout / emulator datapath yet")
-                         for f, ok in families.items()},
-            "digest_numpy": ref[steps]}
+    et.print_rows(res["rows"], log=log)
+    res["cycle_packets"] = et.cycle_packets(steps=20 if quick else 50,
+                                            batches=(1,) if quick else (1, 8), log=log)
+    res["bytes_per_event"] = BYTES_PER_EVENT
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    return res
 
 
 # ---- mapping quality ---------------------------------------------------------------------------
@@ -168,6 +93,10 @@ def _fmt_s(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def _ratio(x: float) -> str:
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
+
+
 def markdown(res: dict[str, Any]) -> str:
     """results.md: the tables of every section that has results."""
     out: list[str] = []
@@ -183,21 +112,31 @@ def markdown(res: dict[str, Any]) -> str:
                 f"sum {mem['int8_rowsum_gbs']} GB/s)."]
     emu = res.get("emulator")
     if emu and emu.get("rows"):
-        out += ["", f"**Emulator throughput**, {emu['workload']} ({emu['cores']} Loihi cores); "
-                "events = input spikes x fan-out; numpy loop = the peers' plain loop in the same "
-                "process:", "",
-                "| engine | mode | batch | steps | events/s | x numpy | of bandwidth | same raster |",
-                "|---|---|---|---|---|---|---|---|"]
+        fams = emu.get("families", {})
+        desc = "; ".join(f"{f} {d['cores']} cores, {d['neurons']:,} neurons, fan-out {d['fanout']}"
+                         for f, d in fams.items())
+        out += ["", f"**Emulator throughput**, {emu['workload']} in each family's native kinds "
+                f"({desc}; `bench/emulator_throughput.py` says how); events = input spikes x "
+                "fan-out; numpy loop = the peers' plain loop in the same process; same = sample "
+                "0's raster digest equals the numpy loop's (loihi), or the chip equals run_int "
+                "(truenorth, brainscales2):", "",
+                "| family | mode | batch | threads | steps | events/s | x numpy | of bandwidth "
+                "| same |", "|---|---|---|---|---|---|---|---|---|"]
         for r in emu["rows"]:
             frac = r.get("fraction_of_bandwidth")
-            out.append(f"| {r['engine']} | {r['mode']} | {r['batch']} | {r['steps']} | "
-                       f"{r['events_per_s']:.3g} | {r['ratio_to_numpy']:.2f} | "
+            out.append(f"| {r.get('family', r.get('engine'))} | {r['mode']} | {r['batch']} | "
+                       f"{r.get('threads', 1)} | {r['steps']} | {r['events_per_s']:.3g} | "
+                       f"{_ratio(r['ratio_to_numpy'])} | "
                        f"{'-' if frac is None else f'{100 * frac:.1f}%'} | "
-                       f"{'yes' if r['same_raster'] else 'NO'} |")
-        skipped = [f for f, s in emu.get("families", {}).items() if s != "measured"]
-        if skipped:
-            out.append(f"\nNot measured (no image layout or emulator datapath yet): "
-                       f"{', '.join(skipped)}.")
+                       f"{'yes' if r.get('same', r.get('same_raster')) else 'NO'} |")
+        cp = emu.get("cycle_packets")
+        if cp and cp.get("rows"):
+            parts = [f"batch {r['batch']}: {r['cycle_packets_per_s']:.3g} packets/s "
+                     f"({r['packets_per_tick']:.0f} packets per tick and sample; fast mode "
+                     f"{r['fast_packets_per_s']:.3g}; same spikes: "
+                     f"{'yes' if r['same_spikes'] else 'NO'})" for r in cp["rows"]]
+            out.append(f"\nCycle mode on a {cp['cores']}-core TrueNorth network ({cp['network']}): "
+                       + "; ".join(parts) + ".")
     comp = res.get("compile")
     if comp and comp.get("rows"):
         out += ["", "**Compile scaling** (layered 256 x 256 blocks; per-pass seconds; peak RSS "

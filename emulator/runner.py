@@ -454,7 +454,8 @@ def run(chip: Any, inputs: Any = None, ticks: int | None = None, *, batch: int |
     ``strict``: raise StateOverflowError on the first register overflow instead of counting;
     ``overrun`` (cycle mode): override the image's ``noc.overrun`` policy (stretch | drop);
     ``visit_order`` (cycle mode): ``"shuffle"`` (a seeded random core order every tick) or a list
-    of core ids; ``threads``: worker threads of the fast mode's gathers (default 1);
+    of core ids; ``threads``: worker threads of the fast mode (default: one per CPU for a batch
+    of 8 or more, see :func:`fast_threads`);
     ``resets``: host resets by population (module doc); ``mismatch``: BrainScaleS-2 analog
     fixed-pattern noise (module doc); ``family_options``: options of a family's own runner."""
     if chip.family not in FAMILIES:
@@ -559,20 +560,20 @@ class _Recorder:
 
 
 def _input_schedule(xin: np.ndarray) -> Any:
-    """A function tick -> per-sample arrays of active input channels (or None)."""
+    """A function tick -> the active input channels of that tick, flat: ``(ids, off)`` with
+    sample b's channels (sorted) in ``ids[off[b]:off[b+1]]``; None when no sample has any."""
     B, T, n = xin.shape
     if n == 0:
         return lambda tau: None
-    tt, bb, ii = np.nonzero(np.ascontiguousarray(xin.transpose(1, 0, 2)))
-    key = tt * B + bb
-    off = np.searchsorted(key, np.arange(T * B + 1))
-    ii = ii.astype(np.int64)
+    bounds = np.arange(B + 1, dtype=np.int64) * n
 
-    def at(tau: int) -> list[np.ndarray] | None:
-        lo, hi = off[tau * B], off[tau * B + B]
-        if lo == hi:
+    def at(tau: int) -> tuple[np.ndarray, np.ndarray] | None:
+        f = np.flatnonzero(xin[:, tau])  # sample-major, so sorted by sample then channel
+        if not f.size:
             return None
-        return [ii[off[tau * B + b]:off[tau * B + b + 1]] for b in range(B)]
+        if B == 1:
+            return f, np.array([0, f.size])
+        return f % n, np.searchsorted(f, bounds)
 
     return at
 
@@ -583,43 +584,97 @@ def _base_counters(prog: Any, xin: np.ndarray) -> dict[str, Any]:
                 core_ticks=0, cycles=None, overflows={}, drops=0, overruns=0, stall_cycles=0)
 
 
+def fast_threads(B: int, threads: int | None = None, strict: bool = False) -> int:
+    """Worker threads of a fast-mode run of ``B`` samples: ``threads`` if given, else one per
+    usable CPU for a batch of 8 or more (at most one per 4 samples, at most 8), else 1. A strict
+    run uses one (its overflow error names the sample by its index in the batch)."""
+    if strict or B < 2:
+        return 1
+    if threads is None:
+        if B < 8:
+            return 1
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        threads = min(cpus, B // 4, 8)
+    return max(1, min(int(threads), B))
+
+
 def _run_fast(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, strict: bool,
               rec: _Recorder, threads: int | None, reset_at: dict | None = None) -> dict:
-    if threads is None:
-        threads = 1  # measured: the gathers are memory-bound; a second thread does not help
-    eng = mod.FastEngine(prog, B, strict=strict, threads=threads)
-    sched = _input_schedule(xin)
+    """Fast mode. With ``k = fast_threads(...) > 1`` the batch is cut into k shards of
+    consecutive samples, each run by its own engine in its own thread, tick by tick in lockstep
+    (samples never interact, so the results are those of one engine; numpy releases the GIL in
+    the gathers and the neuron updates, so the shards use k cores)."""
+    k = fast_threads(B, threads, strict)
+    cut = [B * i // k for i in range(k + 1)]
+    engs = [mod.FastEngine(prog, cut[i + 1] - cut[i], strict=strict) for i in range(k)]
+    scheds = [_input_schedule(xin[cut[i]:cut[i + 1]]) for i in range(k)]
     cnt = _base_counters(prog, xin)
     N = prog.N
     starts = prog.off[:-1]
     multi = prog.n_cores > 1
-    active = 0
-    spikes = 0
-    idle_cores = 0
+    tally = np.zeros((k, 3), np.int64)  # per shard: spikes, active updates, idle core ticks
+    spk: list[Any] = [None] * k
+    need_state = bool(rec.probe_idx)
+    need_value = any(kind != "spikes" for kind in rec.kinds.values())
+
+    def shard_tick(i: int, t: int) -> None:
+        eng = engs[i]
+        s = eng.step(t, scheds[i])
+        act = eng.active(s)
+        row = tally[i]
+        row[0] += np.count_nonzero(s)
+        row[1] += np.count_nonzero(act)
+        if multi:
+            row[2] += np.count_nonzero(~np.logical_or.reduceat(act, starts, axis=1))
+        else:
+            row[2] += s.shape[0] - np.count_nonzero(act.any(axis=1))
+        spk[i] = s
+
+    pool = None
+    if k > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(k - 1, thread_name_prefix="nmc-fast")
     last_routed = None
     try:
         for t in range(T):
-            s = eng.step(t, sched)
-            spikes += int(np.count_nonzero(s))
-            act = eng.active(s)
-            active += int(np.count_nonzero(act))
-            if multi:
-                idle_cores += int(np.count_nonzero(~np.logical_or.reduceat(act, starts, axis=1)))
+            if pool is None:
+                shard_tick(0, t)
+                s, state, value = spk[0], engs[0].state(), engs[0].value()
             else:
-                idle_cores += B - int(np.count_nonzero(act.any(axis=1)))
-            rec.record(t, s, eng.state(), eng.value())
+                futs = [pool.submit(shard_tick, i, t) for i in range(1, k)]
+                shard_tick(0, t)
+                for f in futs:
+                    f.result()
+                s = np.concatenate(spk)
+                state = ({v: np.concatenate([e.state()[v] for e in engs]) for v in engs[0].state()}
+                         if need_state else {})
+                value = np.concatenate([e.value() for e in engs]) if need_value else None
+            rec.record(t, s, state, value)
             if t == T - 1 and prog.routed.size:
                 last_routed = s[:, prog.routed].sum(axis=0)
             if reset_at and t in reset_at:
-                eng.reset(reset_at[t], t)
+                for e in engs:
+                    e.reset(reset_at[t], t)
     finally:
-        eng.close()
+        if pool is not None:
+            pool.shutdown()
+        for e in engs:
+            e.close()
+    spikes, active, idle_cores = (int(x) for x in tally.sum(axis=0))
     cnt["spikes"] = spikes
     cnt["updates_active"] = active
     cnt["updates_idle"] = B * T * N - active
     cnt["idle_core_ticks"] = idle_cores
     cnt["core_ticks"] = B * T * prog.n_cores
-    cnt["overflows"] = dict(eng.overflows)
+    overflows: dict[str, int] = {}
+    for e in engs:
+        for reg, n in e.overflows.items():
+            overflows[reg] = overflows.get(reg, 0) + n
+    cnt["overflows"] = overflows
     # counters per source: packets and hops for every spike; synaptic ops for the events that
     # were delivered within the run (those of ticks 0 .. T-2)
     n_in = prog.n_in
@@ -629,9 +684,9 @@ def _run_fast(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, s
         src_total[:n_in] = xin.sum(axis=(0, 1))
         src_deliv[:n_in] = src_total[:n_in] - xin[:, T - 1].sum(axis=0)
     if prog.routed.size:
-        src_total[n_in + prog.routed] = eng.spike_count_routed
-        src_deliv[n_in + prog.routed] = eng.spike_count_routed - (
-            last_routed if last_routed is not None else 0)
+        routed = sum(e.spike_count_routed for e in engs)
+        src_total[n_in + prog.routed] = routed
+        src_deliv[n_in + prog.routed] = routed - (last_routed if last_routed is not None else 0)
     cnt["synaptic_ops"] = int(src_deliv @ prog.src_sops)
     cnt["packets"] = int(src_total @ prog.src_packets)
     cnt["hops_ew"] = int(src_total @ prog.src_hops_ew)

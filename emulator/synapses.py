@@ -23,6 +23,7 @@ Sources are host input channels (``0 .. n_in-1``, input ports in order) and comp
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +32,21 @@ import numpy as np
 DENSE_LIMIT = 1 << 25
 """Largest source x lane block kept as a dense matrix (entries); larger blocks use CSR."""
 
-BLAS_DENSITY = 0.12
-"""Fraction of active rows (over the batch) above which a block uses one BLAS product instead of
-row gathers (measured crossover on a 2-core x86 machine; only speed depends on it)."""
+BLAS_DENSITY = 0.15
+BLAS_BATCH = 1.5
+"""A block's tick uses one float BLAS product instead of row gathers when the fraction of its
+rows active (over the batch of ``B`` samples) exceeds ``BLAS_DENSITY + BLAS_BATCH / B``. The
+product costs the same at any activity, the gathers cost in proportion to it; a small batch makes
+the product a matrix-vector one, bound by reading the whole float matrix (hence the 1 / B term).
+Measured on a 2-core x86 machine (OpenBLAS): a gather-sum runs at ~6e9 synaptic events/s per
+core, a one-thread float32 product crosses it at ~17% activity for B = 64 and ~35% for B = 8,
+never below ~50% for B = 1 (OpenBLAS's own threads were erratic on the loaded machine, up to 10x
+slower). Products of engines in several threads take turns (``_BLAS_LOCK``). Only speed depends
+on these numbers."""
 
-_EMPTY = np.zeros(0, np.int64)
+_CACHE_LOCK = threading.Lock()
+"""Guards the lazily built per-block caches (engines of several threads share the blocks)."""
+_BLAS_LOCK = threading.Lock()
 
 
 def cat(xs: list[np.ndarray]) -> np.ndarray:
@@ -46,6 +57,33 @@ def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(lo[i], hi[i])`` over i (vectorised)."""
     cnt = hi - lo
     return np.repeat(lo - np.cumsum(np.r_[0, cnt[:-1]]), cnt) + np.arange(int(cnt.sum()))
+
+
+def flatten(act: Any, B: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Active ids of a tick as a flat pair ``(ids, off)`` (sample s: ``ids[off[s]:off[s+1]]``)
+    from a list of B per-sample arrays (or a flat pair already); None when nothing is active."""
+    if act is None:
+        return None
+    if isinstance(act, tuple):
+        return act if act[0].size else None
+    n = np.fromiter((a.size for a in act), np.int64, len(act))
+    if not n.any():
+        return None
+    off = np.zeros(B + 1, np.int64)
+    np.cumsum(n, out=off[1:])
+    return np.concatenate(act).astype(np.int64, copy=False), off
+
+
+def _select(table: np.ndarray, ids: np.ndarray, off: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The block rows of active sources (``table``: source -> row or -1), flat per sample."""
+    r = table[ids]
+    keep = r >= 0
+    if keep.all():
+        return r, off
+    ck = np.zeros(keep.size + 1, np.int64)
+    np.cumsum(keep, out=ck[1:])
+    return r[keep], ck[off]
 
 
 @dataclass
@@ -188,7 +226,11 @@ class SynapseProgram:
         ln = np.concatenate([p[2] for p in parts])
         w = np.concatenate([p[3] for p in parts])
         lanes = np.unique(ln)
-        col = np.searchsorted(lanes, ln)
+        # columns group by group (a group is one lane class of every family), so the sums of a
+        # class are a slice of the block's output, not a fancy-indexed copy
+        by_group = np.argsort(self.lane_group[lanes], kind="stable")
+        col = np.argsort(by_group)[np.searchsorted(lanes, ln)]
+        lanes = lanes[by_group]
         row = np.searchsorted(rows, s)
         rows_in = np.full(self.n_in, -1, np.int64)
         rows_n = np.full(self.N, -1, np.int64)
@@ -246,6 +288,8 @@ class Gatherer:
             sel = np.flatnonzero(self.classes[b.lanes] == c)
             ln = self.p.lane_neuron[b.lanes[sel]]
             m: dict[str, Any] = {"sel": sel, "all": sel.size == b.lanes.size}
+            m["cols"] = (slice(int(sel[0]), int(sel[-1]) + 1)
+                         if sel.size and sel[-1] - sel[0] + 1 == sel.size else sel)
             m["identity"] = bool(m["all"] and ln.size == N and np.array_equal(ln, np.arange(N)))
             m["contig"] = None
             if not m["identity"] and ln.size and np.array_equal(ln, np.arange(ln[0], ln[0] + ln.size)):
@@ -268,16 +312,20 @@ class Gatherer:
     def tick_inputs(self, t: int, act_in_hist: Any, transform: Any = None) -> list[Any]:
         """Per class, the (B, N) lane sums of tick ``t`` (None for a class with no input).
 
-        ``act_in_hist(tau)``: active input channels of tick tau per sample (or None)."""
+        ``act_in_hist(tau)``: active input channels of tick tau per sample (a list of B sorted
+        index arrays, or a flat pair ``(ids, off)`` with sample s's ids in
+        ``ids[off[s]:off[s+1]]``), or None."""
         p = self.p
         R = len(self.hist_n)
         acc: list[Any] = [None] * self.n_classes
+        flat_in: dict[int, Any] = {}  # tau -> this tick's active inputs, flat (asked once)
         for bi, (b, maps) in enumerate(zip(self.blocks, self.maps, strict=True)):
             tau = t - b.delay
             if tau < 0:
                 continue
-            ai = act_in_hist(tau) if p.n_in else None
-            x = self.block_input(b, ai, self.hist_n[tau % R])
+            if tau not in flat_in:
+                flat_in[tau] = flatten(act_in_hist(tau), self.B) if p.n_in else None
+            x = self.block_input(b, flat_in[tau], self.hist_n[tau % R])
             if x is None:
                 continue
             if transform is not None:
@@ -285,7 +333,7 @@ class Gatherer:
             for c, m in enumerate(maps):
                 if not m["sel"].size:
                     continue
-                xc = x if m["all"] else x[:, m["sel"]]
+                xc = x if m["all"] else x[:, m["cols"]]
                 a = acc[c]
                 if a is None:
                     if m["identity"]:
@@ -307,114 +355,134 @@ class Gatherer:
         return acc
 
     def record_spikes(self, t: int, s: np.ndarray) -> None:
-        """Remember this tick's spikes of routed compartments for later ticks' deliveries."""
+        """Remember this tick's spikes of routed compartments for later ticks' deliveries (flat:
+        compartment ids sorted by sample, and each sample's offset)."""
         p = self.p
         R = len(self.hist_n)
         if p.routed.size:
             sr = s[:, p.routed]
             sb, k = np.nonzero(sr)
-            self.hist_n[t % R] = (sb, p.routed[k]) if sb.size else None
             if sb.size:
+                off = np.searchsorted(sb, np.arange(self.B + 1))
+                self.hist_n[t % R] = (p.routed[k], off)
                 self.spike_count_routed += sr.sum(axis=0)
+            else:
+                self.hist_n[t % R] = None
         else:
             self.hist_n[t % R] = None
 
-    def block_input(self, b: Block, act_in: list[np.ndarray] | None,
+    def block_input(self, b: Block, act_in: tuple[np.ndarray, np.ndarray] | None,
                     act_n: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
-        """Integer lane sums (B, lanes) for the sources active ``delay`` ticks ago, or None."""
-        B = self.B
-        rows_per: list[np.ndarray] = []
-        total = 0
-        for s in range(B):
-            parts = []
-            if act_in is not None:
-                ids = act_in[s]
-                if ids.size:
-                    if b.inputs_identity:
-                        parts.append(ids)
-                    else:
-                        r = b.rows_in[ids]
-                        parts.append(r[r >= 0])
-            if act_n is not None:
-                sb, nn = act_n
-                ids = nn[sb == s] if B > 1 else nn
-                if ids.size:
-                    r = b.rows_n[ids]
-                    parts.append(r[r >= 0])
-            rows = parts[0] if len(parts) == 1 else (np.concatenate(parts) if parts else _EMPTY)
-            rows_per.append(rows)
-            total += rows.size
+        """Integer lane sums (B, lanes) for the sources active ``delay`` ticks ago, or None.
+
+        ``act_in`` / ``act_n``: active input channels / routed compartments, flat ``(ids, off)``
+        (sample s: ``ids[off[s]:off[s+1]]``, sorted)."""
+        parts = []
+        if act_in is not None:
+            parts.append(act_in if b.inputs_identity else _select(b.rows_in, *act_in))
+        if act_n is not None:
+            parts.append(_select(b.rows_n, *act_n))
+        if not parts:
+            return None
+        if len(parts) == 1:
+            rows, off = parts[0]
+        else:  # per sample: its input rows, then its compartment rows (all rows stay sorted)
+            (r1, o1), (r2, o2) = parts
+            B = self.B
+            sid = np.concatenate([np.repeat(np.arange(B), np.diff(o1)),
+                                  np.repeat(np.arange(B), np.diff(o2))])
+            rows = np.concatenate([r1, r2])[np.argsort(sid, kind="stable")]
+            off = o1 + o2
+        total = rows.size
         if total == 0:
             return None
         if b.dense is not None:
-            if total > BLAS_DENSITY * B * b.n_rows:
-                return self._blas(b, rows_per)
-            return self._gather(b, rows_per)
-        return self._csr(b, rows_per)
+            if total > (BLAS_DENSITY + BLAS_BATCH / self.B) * self.B * b.n_rows:
+                return self._blas(b, rows, off)
+            return self._gather(b, rows, off)
+        return self._csr(b, rows, off)
 
-    def _blas(self, b: Block, rows_per: list[np.ndarray]) -> np.ndarray:
+    def _blas(self, b: Block, rows: np.ndarray, off: np.ndarray) -> np.ndarray:
         c = b.cache
         if "blas" not in c:
-            bound = np.abs(b.dense).sum(axis=0).max() if b.dense.size else 0
-            # float products are exact while every partial sum stays below the mantissa range
-            if bound >= (1 << 53):
-                c["blas"] = ("int", b.dense)
-            else:
-                c["blas"] = ("float", b.dense.astype(np.float32 if bound < (1 << 24) else np.float64))
+            with _CACHE_LOCK:
+                if "blas" not in c:
+                    bound = np.abs(b.dense).sum(axis=0).max() if b.dense.size else 0
+                    # float products are exact while every partial sum stays below the mantissa
+                    # range
+                    if bound >= (1 << 53):
+                        c["blas"] = ("int", b.dense)
+                    else:
+                        c["blas"] = ("float", b.dense.astype(np.float32 if bound < (1 << 24)
+                                                             else np.float64))
         kind, m = c["blas"]
         S = np.zeros((self.B, b.n_rows), m.dtype if kind == "float" else np.int64)
-        for s, r in enumerate(rows_per):
-            S[s, r] = 1  # a source is active at most once per tick
-        out = S @ m
+        S[np.repeat(np.arange(self.B), np.diff(off)), rows] = 1  # a source fires once a tick
+        with _BLAS_LOCK:  # one product at a time: BLAS runs its own threads on every core
+            out = S @ m
         return np.rint(out).astype(np.int64) if kind == "float" else out
 
-    def _gather(self, b: Block, rows_per: list[np.ndarray]) -> np.ndarray:
-        """Event-driven: per sample, the rows of the active sources summed in a narrow integer
-        type. A row holds at most ``max|w|`` per lane, so ``cap16 = 32767 // max|w|`` rows sum
-        exactly in int16 (numpy's fastest reduction here) and ``cap32`` rows in int32; longer
-        row lists are summed in chunks of ``cap32`` into int64."""
+    def _narrow(self, b: Block) -> tuple[np.ndarray, int, int]:
+        """The block's dense matrix in the narrowest integer type that holds it, and how many
+        rows sum exactly in int16 (``cap16``) and in int32 (``cap32``)."""
         c = b.cache
         if "narrow" not in c:
-            m = b.dense
-            mx = int(np.abs(m).max()) if m.size else 0
-            dt = np.int8 if mx <= 127 else np.int16 if mx <= 32767 else np.int32
-            c["narrow"] = (np.ascontiguousarray(m.astype(dt)), 32767 // max(mx, 1),
-                           (2**31 - 1) // max(mx, 1))
-        mat, cap16, cap32 = c["narrow"]
+            with _CACHE_LOCK:
+                if "narrow" not in c:
+                    m = b.dense
+                    mx = int(np.abs(m).max()) if m.size else 0
+                    dt = np.int8 if mx <= 127 else np.int16 if mx <= 32767 else np.int32
+                    c["narrow"] = (np.ascontiguousarray(m.astype(dt)), 32767 // max(mx, 1),
+                                   (2**31 - 1) // max(mx, 1))
+        return c["narrow"]
+
+    def _gather(self, b: Block, rows: np.ndarray, off: np.ndarray) -> np.ndarray:
+        """Event-driven: per sample, the rows of its active sources gathered (``np.take``) and
+        summed down the rows in a narrow integer type. A row holds at most ``max|w|`` per lane,
+        so ``cap16 = 32767 // max|w|`` rows sum exactly in int16 (numpy's fastest reduction
+        here: ~2x int32's), ``cap32`` rows in int32; longer row lists are summed in chunks of
+        ``cap32`` into int64. Returns (B, lanes) int32 (int64 when a sample has more than
+        ``cap32`` rows)."""
+        mat, cap16, cap32 = self._narrow(b)
         B, L = self.B, mat.shape[1]
-        big = any(r.size > cap32 for r in rows_per)
-        out = np.zeros((B, L), np.int64 if big else np.int32)
+        if B == 1 and rows.size <= cap32:  # one sample: no per-sample bookkeeping
+            dt = np.int16 if rows.size <= cap16 else np.int32
+            out = np.add.reduce(np.take(mat, rows, axis=0), axis=0, dtype=dt)
+            return out.astype(np.int32, copy=False).reshape(1, L)
+        n = np.diff(off)
+        n_max = int(n.max())
+        if n_max > cap32:
+            out = np.zeros((B, L), np.int64)
+            for s in np.flatnonzero(n).tolist():
+                r = rows[off[s]:off[s + 1]]
+                for k in range(0, r.size, cap32):
+                    out[s] += np.take(mat, r[k:k + cap32], axis=0).sum(axis=0, dtype=np.int64)
+            return out
+        narrow = n_max <= cap16
+        out = np.zeros((B, L), np.int16 if narrow else np.int32)
+        dt = out.dtype
+        live = np.flatnonzero(n).tolist()
+        lo = off.tolist()
 
-        def work(lo_s: int, hi_s: int) -> None:
-            for s in range(lo_s, hi_s):
-                r = rows_per[s]
-                if r.size == 0:
-                    continue
-                if r.size <= cap16:
-                    out[s] = np.take(mat, r, axis=0).sum(axis=0, dtype=np.int16)
-                elif r.size <= cap32:
-                    out[s] = np.take(mat, r, axis=0).sum(axis=0, dtype=np.int32)
-                else:
-                    for k in range(0, r.size, cap32):
-                        out[s] += np.take(mat, r[k:k + cap32], axis=0).sum(axis=0, dtype=np.int64)
+        def work(i0: int, i1: int) -> None:
+            for s in live[i0:i1]:
+                np.add.reduce(np.take(mat, rows[lo[s]:lo[s + 1]], axis=0), axis=0, dtype=dt,
+                              out=out[s])
 
-        self._parallel(work, B)
-        return out
+        self._parallel(work, len(live))
+        return out.astype(np.int32) if narrow else out
 
-    def _csr(self, b: Block, rows_per: list[np.ndarray]) -> np.ndarray:
+    def _csr(self, b: Block, rows: np.ndarray, off: np.ndarray) -> np.ndarray:
         L = b.lanes.size
-        idx, wts = [], []
-        for s, r in enumerate(rows_per):
-            if not r.size:
-                continue
-            ent = expand_ranges(b.csr_ptr[r], b.csr_ptr[r + 1])
-            idx.append(b.csr_lane[ent] + s * L)
-            wts.append(b.csr_w[ent])
-        if not idx:
-            return np.zeros((self.B, L), np.int64)
+        B = self.B
+        if not rows.size:
+            return np.zeros((B, L), np.int64)
+        lo, hi = b.csr_ptr[rows], b.csr_ptr[rows + 1]
+        ent = expand_ranges(lo, hi)
+        sample = np.repeat(np.repeat(np.arange(B), np.diff(off)), hi - lo)
         # bincount sums in float64: exact for integer sums below 2**53
-        tot = np.bincount(np.concatenate(idx), weights=np.concatenate(wts), minlength=self.B * L)
-        return np.rint(tot).astype(np.int64).reshape(self.B, L)
+        tot = np.bincount(b.csr_lane[ent] + sample * L, weights=b.csr_w[ent], minlength=B * L)
+        return np.rint(tot).astype(np.int64).reshape(B, L)
 
     def _parallel(self, work: Any, n: int) -> None:
         if self.threads <= 1 or n < 4:
@@ -484,5 +552,5 @@ def integrate(prog: SynapseProgram, c: int, t: int, ring: np.ndarray, n_classes:
     return out
 
 
-__all__ = ["BLAS_DENSITY", "DENSE_LIMIT", "Block", "Gatherer", "SynapseProgram", "cat", "deliver",
-           "expand_ranges", "integrate"]
+__all__ = ["BLAS_BATCH", "BLAS_DENSITY", "DENSE_LIMIT", "Block", "Gatherer", "SynapseProgram", "cat",
+           "deliver", "expand_ranges", "flatten", "integrate"]
