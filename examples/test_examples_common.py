@@ -6,7 +6,6 @@ import json
 
 import make_tables
 import numpy as np
-from ir.errors import NmcError
 import pytest
 from common import (
     ModelWriter,
@@ -18,6 +17,8 @@ from common import (
     rate_encode_sequence,
     sequential_digits,
 )
+
+from ir.errors import NmcError
 
 
 def test_digits_split_is_fixed():

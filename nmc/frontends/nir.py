@@ -41,8 +41,24 @@ import numpy as np
 from ir.errors import FrontendError, IRError, NmcError, NmcWarning
 from ir.graph import Graph, GraphBuilder, Stage
 from ir.nodes import (
-    IF, LI, LIF, AvgPool2d, Conv1d, Conv2d, CubaLI, CubaLIF, Dense, Delay, Flatten, Input,
-    Integrator, Output, Ref, Scale, SumPool2d, Threshold,
+    IF,
+    LI,
+    LIF,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    CubaLI,
+    CubaLIF,
+    Delay,
+    Dense,
+    Flatten,
+    Input,
+    Integrator,
+    Output,
+    Ref,
+    Scale,
+    SumPool2d,
+    Threshold,
 )
 
 DEFAULT_DT = 1e-3
@@ -195,7 +211,7 @@ def _flatten_graph(g: Any, prefix: str = "") -> tuple[dict[str, Any], list[tuple
         edges.append((srcs[0], dsts[0]))
     # Subgraph Input/Output nodes become pass-throughs: drop them, joining their edges.
     if prefix == "":
-        for sub, (ins, outs) in subs.items():
+        for ins, outs in subs.values():
             for port in ins + outs:
                 preds = [a for a, b in edges if b == port]
                 succs = [b for a, b in edges if a == port]
