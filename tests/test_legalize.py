@@ -19,6 +19,7 @@ from ir.nodes import IF, Conv2d, Dense, Flatten, Input, Output, Scale, Threshold
 from ir.random_graphs import random_float_graph
 from ir.verify import verify
 from nmc.passes import run_passes
+from nmc.passes.flow import default_flow
 from nmc.passes.legalize import Legalize, LegalizeFamily, compose, linear_of, lower_generic
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -293,3 +294,24 @@ def test_brainscales2_wide_fan_in_merges_two_circuits():
     a = run_int(quant, x).outputs["y"]
     np.testing.assert_array_equal(run_int(routed, x).outputs["y"], a)
     assert a.sum() > 0
+
+
+def test_brainscales2_fanin_refusal_reports_the_rows_one_circuit_needs():
+    """Rows are allocated per circuit, so the refusal compares the rows one circuit still needs
+    at the most merged circuits with a hemisphere's rows (not the total with rows x max_merge,
+    which could read '4200 > 4096' or, worse, a smaller number > a larger one)."""
+    from ir.native.brainscales2 import BSS2Neuron, BSS2Synapses
+
+    n_in = 2100  # signed: 4200 rows per neuron, 16 circuits of 256 rows hold 4096
+    b = GraphBuilder("wide", stage=Stage.QUANTIZED, attrs={"target": "brainscales2"})
+    b.add(Input(name="x", shape=(n_in,)))
+    w = np.full((1, 4, n_in), 5, np.uint8)
+    b.add(BSS2Synapses(name="w", in_features=n_in, out_features=4, exc=b.const("e", w),
+                       inh=b.const("i", w.copy())), "x")
+    b.add(BSS2Neuron(name="h", shape=(4,), v_leak=300, v_threshold=400, v_reset=300, c_mem=100,
+                     gain_exc=64, gain_inh=64), "w")
+    b.add(Output(name="y", shape=(4,)), "h")
+    with pytest.raises(CompileError, match=r"population h \(per circuit, 16 merged\): rows 264 > "
+                       r"256 by 8 .*\[net\.fanin\]; a neuron needs 4200 synapse rows; .*one "
+                       r"circuit still needs 264; prune its inputs"):
+        run_passes(b.build(), default_flow(), "brainscales2")

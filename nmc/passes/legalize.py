@@ -1033,15 +1033,22 @@ def legalize_brainscales2(graph: Graph, profile: Any, opts: LegalizeFamily
             if all(model.rows(net, [(pop, j, j + 1)], profile) <= rows_max for j in order.tolist()):
                 k = kk
                 break
-        net.cache.pop("circuits", None)
         if k is None:
             from nmc.passes.drc import Violation, raise_violations
 
+            # Report what fails: the rows one circuit still needs at the most merged circuits
+            # (rows are allocated in whole blocks per circuit, so need / max_merge undercounts).
+            net.cache["circuits"] = {pop: merge_max}
+            worst = max(model.rows(net, [(pop, j, j + 1)], profile) for j in order.tolist())
+            net.cache.pop("circuits", None)
             raise_violations([Violation(
-                "net.fanin", f"population {pop}", need, rows_max * merge_max,
-                f"a neuron needs {need} synapse rows; even {merge_max} merged circuits "
-                "(core.max_merge) give fewer; prune its inputs or use fewer parallel synapses "
-                "(smaller weights)", quantity="rows")], profile.name, "legalize_family")
+                "net.fanin", f"population {pop} (per circuit, {merge_max} merged)", worst,
+                rows_max,
+                f"a neuron needs {need} synapse rows; merged over the most circuits "
+                f"(core.max_merge = {merge_max}) one circuit still needs {worst}; prune its "
+                "inputs or use fewer parallel synapses (smaller weights)", quantity="rows")],
+                profile.name, "legalize_family")
+        net.cache.pop("circuits", None)
         circuits[pop] = k
         changes.append(f"{pop}: {need} rows per neuron > {rows_max}: {k} circuits per neuron")
     net.cache.pop("circuits", None)
