@@ -584,14 +584,22 @@ def _base_counters(prog: Any, xin: np.ndarray) -> dict[str, Any]:
                 core_ticks=0, cycles=None, overflows={}, drops=0, overruns=0, stall_cycles=0)
 
 
-def fast_threads(B: int, threads: int | None = None, strict: bool = False) -> int:
+THREAD_MIN_WORK = 1 << 24
+"""Synapses x samples below which a fast-mode run stays on one thread: the shards meet once per
+tick, which costs more than a small network's tick (measured: the 64-100-10 MLP, batch 64, ran
+24x slower on two threads on a loaded 2-core machine; the 4096 x 4096 peers' net, 1.8x faster)."""
+
+
+def fast_threads(B: int, threads: int | None = None, strict: bool = False,
+                 n_synapses: int | None = None) -> int:
     """Worker threads of a fast-mode run of ``B`` samples: ``threads`` if given, else one per
-    usable CPU for a batch of 8 or more (at most one per 4 samples, at most 8), else 1. A strict
-    run uses one (its overflow error names the sample by its index in the batch)."""
+    usable CPU for a batch of 8 or more whose work (``n_synapses x B``) reaches
+    :data:`THREAD_MIN_WORK` (at most one per 4 samples, at most 8), else 1. A strict run uses one
+    (its overflow error names the sample by its index in the batch)."""
     if strict or B < 2:
         return 1
     if threads is None:
-        if B < 8:
+        if B < 8 or (n_synapses is not None and n_synapses * B < THREAD_MIN_WORK):
             return 1
         try:
             cpus = len(os.sched_getaffinity(0))
@@ -607,7 +615,7 @@ def _run_fast(chip: Any, mod: Any, prog: Any, xin: np.ndarray, B: int, T: int, s
     consecutive samples, each run by its own engine in its own thread, tick by tick in lockstep
     (samples never interact, so the results are those of one engine; numpy releases the GIL in
     the gathers and the neuron updates, so the shards use k cores)."""
-    k = fast_threads(B, threads, strict)
+    k = fast_threads(B, threads, strict, int(getattr(chip, "n_synapses", 0)))
     cut = [B * i // k for i in range(k + 1)]
     engs = [mod.FastEngine(prog, cut[i + 1] - cut[i], strict=strict) for i in range(k)]
     scheds = [_input_schedule(xin[cut[i]:cut[i + 1]]) for i in range(k)]

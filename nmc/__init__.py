@@ -8,7 +8,16 @@ The Python API (see :mod:`nmc.api`)::
     result.accuracy, result.energy_per_sample_j, compiled.utilization["cores_used"]
 """
 
+import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
+
+if "numpy" not in sys.modules:
+    # The emulator runs a batch on its own threads, one per core; OpenBLAS's thread pool on top
+    # of them made small matrix products 10-100x slower on a loaded 2-core machine (the digits
+    # MLP evaluated 3-10x slower). Only a default: an explicit setting wins, and a process that
+    # loaded numpy before nmc keeps its own.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 try:
     __version__ = version("nmc")

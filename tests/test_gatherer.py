@@ -222,6 +222,9 @@ def test_fast_threads_default():
     assert fast_threads(2, threads=8) == 2
     assert 1 <= fast_threads(8) <= 2
     assert fast_threads(64) >= 1
+    # a small network stays on one thread whatever the batch (the shards meet every tick)
+    assert fast_threads(64, n_synapses=7400) == 1
+    assert fast_threads(512, n_synapses=1 << 14) == 1
 
 
 def test_shards_equal_one_engine_on_compiled_chips():
