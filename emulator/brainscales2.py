@@ -253,11 +253,11 @@ class BSS2Core:
     def accepts(self, labels: np.ndarray) -> np.ndarray:
         """Which ``labels`` the crossbar passes into this hemisphere (bool per label)."""
         labels = np.asarray(labels, np.int64)
-        out = np.zeros(labels.shape, bool)
         m, t = self.filters["mask"], self.filters["target"]
-        for k in range(0, m.size, 256):  # bounded memory: labels x 256 entries at a time
-            out |= ((labels[..., None] & m[k:k + 256]) == t[k:k + 256]).any(axis=-1)
-        return out
+        _, hit = accepted(labels.reshape(-1), m, t, np.zeros(m.size, np.int64))
+        out = np.zeros(labels.size, bool)
+        out[hit] = True
+        return out.reshape(labels.shape)
 
     def disasm_lines(self, pops: list, max_rows: int | None = None, aw: int = 6) -> list[str]:
         """Human-readable lines: crossbar, slices, neurons, rows with their synapses."""
@@ -394,6 +394,118 @@ def decode_core(ld: Any, e: dict) -> BSS2Core:
         route_ptr=np.zeros(n + 1, np.int64))
 
 
+_COUNTS = ("n_neurons", "n_circuits", "n_rows", "n_filters", "n_slices")
+
+
+def decode_cores(ld: Any, cores_e: list[dict]) -> list[BSS2Core] | None:
+    """Loader hook, the fast path: every CORE section decoded and checked, the cores of one
+    layout (the same counts) together (:mod:`emulator.loader_batch`), or None when a check fails
+    or a layout is not handled (the loader then calls :func:`decode_core` core by core, which
+    words the error). Each check of :func:`decode_core` is made here as one boolean."""
+    from emulator import loader_batch as LB
+
+    nc = len(cores_e)
+    if nc == 0:
+        return []
+    P, m = ld.params, ld.meta
+    H = F2.BSS2_CORE_HEADER
+    buf8 = np.frombuffer(ld.data, np.uint8)
+    offs = np.fromiter((e["offset"] for e in cores_e), np.int64, nc)
+    lens = np.fromiter((e["length"] for e in cores_e), np.int64, nc)
+    if (lens < H.size).any():
+        return None
+    hdr = LB.records(buf8, offs, H, 1)[:, 0]
+    if not LB.struct_ok(H, hdr):
+        return None
+    h = {k: hdr[k].astype(np.int64) for k in ("chip", "x", "y") + _COUNTS}
+    env = _env(P)
+    ok = (h["chip"] < m["n_chips"]) & (h["x"] < m["mesh_x"]) & (h["y"] < m["mesh_y"])
+    ok &= (h["n_circuits"] <= P["core.neurons"]) & (h["n_neurons"] <= h["n_circuits"])
+    ok &= (h["n_rows"] <= P["core.rows"]) & (h["n_filters"] <= 1 << env["w_group"])
+    if not ok.all():
+        return None
+    key = np.stack([h[k] for k in _COUNTS] + [lens], 1)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    cores: list[Any] = [None] * nc
+    for gi, k in enumerate(uniq.tolist()):
+        idx = np.flatnonzero(inv == gi)
+        if not _decode_group(ld, LB, buf8, cores_e, idx, offs[idx], h,
+                             dict(zip(_COUNTS, k, strict=False)), int(k[-1]), env, cores):
+            return None
+    return cores
+
+
+def _decode_group(ld: Any, LB: Any, buf8: np.ndarray, cores_e: list[dict], idx: np.ndarray,
+                  so: np.ndarray, h: dict, k: dict, length: int, env: dict, cores: list) -> bool:
+    """Decode the cores ``idx`` (one layout ``k``) into ``cores``; False on any failed check."""
+    P = ld.params
+    g = idx.size
+    n, n_circ, n_rows, n_filt, n_sl = (k[c] for c in _COUNTS)
+    H = F2.BSS2_CORE_HEADER
+    sizes = [H.size, n_sl * F.SLICE.size, F2.BSS2_FILTER.nbytes(n_filt, env),
+             F2.BSS2_NEURON.nbytes(n, env), F2.BSS2_ROW.nbytes(n_rows, env),
+             F2.BSS2_SYNAPSE.nbytes(n_rows * n_circ, env)]
+    if sum(sizes) != length:
+        return False
+    at = H.size
+    slices = LB._slices(ld, buf8, so + at, n_sl, n)
+    if slices is None:
+        return False
+    at += n_sl * F.SLICE.size
+    bits: dict[str, int] = {}
+
+    def table(T: F.BitTable, cnt: int, name: str) -> Any:
+        nonlocal at
+        nb = T.nbytes(cnt, env)
+        r = LB.rows(buf8, so + at, nb)
+        if not LB.pad_ok(r, cnt * T.record_bits(env), nb):
+            return None
+        bits[name] = nb * 8
+        at += nb
+        return T.unpack_rows(r, cnt, env)
+
+    fl = table(F2.BSS2_FILTER, n_filt, "crossbar")
+    if fl is None or (fl["target"] & ~fl["mask"]).any():
+        return False
+    fkey = np.sort(fl["mask"] << 32 | fl["target"], axis=1)
+    if (fkey[:, 1:] == fkey[:, :-1]).any():
+        return False
+    nr = table(F2.BSS2_NEURON, n, "neurons")
+    if nr is None:
+        return False
+    cmax = P["neuron.code_max"]
+    bad = (np.abs(nr["bias"]) > P["neuron.bias_max"])
+    bad |= nr["refractory_clock"] > P["neuron.refractory_clock_max"]
+    bad |= nr["circuits_minus_1"] >= P["core.max_merge"]
+    bad |= (nr["readout"] != 0) & (nr["label"] != 0)
+    for f in SPREAD_PARAMS:
+        bad |= nr[f] > cmax
+    circ = nr["circuits_minus_1"] + 1
+    if bad.any() or (circ.sum(axis=1) != n_circ).any():
+        return False
+    nr["circuits"] = circ
+    rw = table(F2.BSS2_ROW, n_rows, "rows")
+    if rw is None or (rw["delay_minus_1"] >= P["synapse.delay_max"]).any():
+        return False
+    sy = table(F2.BSS2_SYNAPSE, n_rows * n_circ, "synapses")
+    if sy is None or ((sy["weight"] == 0) & (sy["address"] != 0)).any():
+        return False
+    chip, x, y = (h[c][idx].tolist() for c in ("chip", "x", "y"))
+    address = sy["address"].reshape(g, n_rows, n_circ)
+    weight = sy["weight"].reshape(g, n_rows, n_circ)
+    cols = np.arange(n, dtype=np.int64)
+    for j, ci in enumerate(idx.tolist()):
+        cores[ci] = BSS2Core(
+            id=cores_e[ci]["index"], chip=chip[j], x=x[j], y=y[j], n_neurons=n,
+            n_circuits=n_circ, n_rows=n_rows, slices=slices[j],
+            filters={c: v[j] for c, v in fl.items()}, neuron={c: v[j] for c, v in nr.items()},
+            rows={c: v[j] for c, v in rw.items()}, address=address[j], weight=weight[j],
+            col_neuron=np.repeat(cols, circ[j]), bits=dict(bits),
+            route_ptr=np.zeros(n + 1, np.int64))
+    return True
+
+
 def cross_check(ld: Any, cores: list[BSS2Core], inputs: list, outputs: list, cores_e: list[dict],
                 iomap_e: dict) -> None:
     """Loader hook: rules across sections, then the receive tables (module doc).
@@ -483,57 +595,160 @@ def cross_check(ld: Any, cores: list[BSS2Core], inputs: list, outputs: list, cor
     receive_tables(cores, inputs, int(ld.params["widths.address"]))
 
 
+def accepted(labels: np.ndarray, mask: np.ndarray, target: np.ndarray, owner: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (owner, index into ``labels``) such that ``(labels[index] & mask[k]) ==
+    target[k]`` for an entry ``k`` of that owner: each pair once, sorted by owner, then index.
+
+    One pass over the labels per distinct mask (a chip's crossbars use a few masks), with the
+    targets of that mask sorted once and searched, instead of every label against every entry."""
+    labels = np.asarray(labels, np.int64)
+    n = labels.size
+    owner = np.asarray(owner, np.int64)
+    keys = []
+    if n:
+        for m in np.unique(mask).tolist():
+            sel = mask == m
+            o = np.argsort(target[sel], kind="stable")
+            tk, ow = target[sel][o], owner[sel][o]
+            key = labels & m
+            lo = np.searchsorted(tk, key, "left")
+            cnt = np.searchsorted(tk, key, "right") - lo
+            tot = int(cnt.sum())
+            if tot:
+                first = np.cumsum(cnt) - cnt
+                pos = np.arange(tot, dtype=np.int64) + np.repeat(lo - first, cnt)
+                keys.append(ow[pos] * n + np.repeat(np.arange(n, dtype=np.int64), cnt))
+    if not keys:
+        return _Z, _Z
+    k = np.unique(np.concatenate(keys))
+    return k // n, k % n
+
+
 def receive_tables(cores: list[BSS2Core], inputs: list, aw: int) -> None:
     """Derive every hemisphere's receive table, synapse lists by axon and route entries, and
-    rewrite the input entries from labels to axon indices (module doc)."""
-    # spiking neurons: label, core, local index
-    n_lab = cat([c.neuron["label"][c.neuron["readout"] == 0] for c in cores])
-    n_core = cat([np.full(int((c.neuron["readout"] == 0).sum()), c.id, np.int64) for c in cores])
-    n_loc = cat([np.flatnonzero(c.neuron["readout"] == 0) for c in cores])
-    acc = [c.accepts(n_lab) for c in cores]  # per receiving hemisphere
-    for c in cores:
-        parts = [n_lab[acc[c.id]]]
-        for port in inputs:
-            for cc, a, s, t in port.entries.tolist():
-                if cc == c.id:
-                    parts.append(a + np.arange(t - s, dtype=np.int64))
-        c.axon_label = np.unique(cat(parts))
-        # synapses by axon: row group and address against the received labels
-        r, j = np.nonzero(c.weight)
-        lab = (c.rows["group"][r] << aw) | c.address[r, j]
-        ax = np.searchsorted(c.axon_label, lab)
-        hit = ax < c.axon_label.size
-        hit[hit] = c.axon_label[ax[hit]] == lab[hit]
-        r, j, ax = r[hit], j[hit], ax[hit]
-        o = np.lexsort((j, r, ax))
-        r, j, ax = r[o], j[o], ax[o]
-        c.syn_ptr = np.zeros(c.axon_label.size + 1, np.int64)
-        np.cumsum(np.bincount(ax, minlength=c.axon_label.size), out=c.syn_ptr[1:])
-        c.syn_comp = c.col_neuron[j]
-        c.syn_group = c.rows["sign"][r].astype(np.int64)
-        c.syn_w = c.weight[r, j].astype(np.int64)
-        c.syn_delay = c.rows["delay_minus_1"][r].astype(np.int64) + 1
-    # route entries of every spiking neuron: (receiving hemisphere, axon of its label there)
-    rc, ra, rsrc_core, rsrc_loc = [], [], [], []
-    for d in cores:
-        sel = np.flatnonzero(acc[d.id])
-        rc.append(np.full(sel.size, d.id, np.int64))
-        ra.append(np.searchsorted(d.axon_label, n_lab[sel]))
-        rsrc_core.append(n_core[sel])
-        rsrc_loc.append(n_loc[sel])
-    rc, ra, rsrc_core, rsrc_loc = cat(rc), cat(ra), cat(rsrc_core), cat(rsrc_loc)
-    for c in cores:
-        sel = np.flatnonzero(rsrc_core == c.id)
-        o = sel[np.lexsort((rc[sel], rsrc_loc[sel]))]  # by neuron, then receiving hemisphere
+    rewrite the input entries from labels to axon indices (module doc).
+
+    Every hemisphere's received labels are keyed ``hemisphere << s | label`` in one sorted array
+    (``s`` bits hold any label), so the receive tables, the axon of every route entry and of
+    every input entry are one search each; the crossbars are matched by :func:`accepted`."""
+    nc = len(cores)
+    # spiking neurons: label, core, local index (in core order, then local order)
+    spk = [np.flatnonzero(c.neuron["readout"] == 0) for c in cores]
+    n_lab = cat([c.neuron["label"][s] for c, s in zip(cores, spk, strict=True)])
+    n_core = np.repeat(np.arange(nc, dtype=np.int64), [s.size for s in spk])
+    n_loc = cat(spk)
+    # which hemispheres accept which neuron labels: pairs (receiving core, neuron), by core
+    fsz = [c.filters["mask"].size for c in cores]
+    r_core, r_src = accepted(n_lab, cat([c.filters["mask"] for c in cores]),
+                             cat([c.filters["target"] for c in cores]),
+                             np.repeat(np.arange(nc, dtype=np.int64), fsz))
+    # host entries: (core, label) of every element an entry delivers
+    ent = [p.entries.reshape(-1, 4).astype(np.int64) for p in inputs]
+    ent_all = np.concatenate(ent) if ent else np.zeros((0, 4), np.int64)
+    cnt = ent_all[:, 3] - ent_all[:, 2]
+    i_core = np.repeat(ent_all[:, 0], cnt)
+    i_lab = np.repeat(ent_all[:, 1] - (np.cumsum(cnt) - cnt), cnt) + np.arange(int(cnt.sum()))
+    r_lab = n_lab[r_src]
+    top = max([int(x.max()) for x in (r_lab, i_lab, ent_all[:, 1]) if x.size] + [1])
+    s = top.bit_length()
+    keys = np.unique(np.concatenate([r_core << s | r_lab, i_core << s | i_lab]))
+    aptr = np.searchsorted(keys >> s, np.arange(nc + 1, dtype=np.int64))
+    labels = keys & ((1 << s) - 1)
+    for i, c in enumerate(cores):
+        c.axon_label = labels[aptr[i]:aptr[i + 1]]
+    _synapses_by_axon(cores, aw)
+    # route entries of every spiking neuron: by neuron, then receiving hemisphere
+    r_axon = np.searchsorted(keys, r_core << s | r_lab) - aptr[r_core]
+    o = np.argsort(r_src * max(nc, 1) + r_core, kind="stable")
+    r_core, r_src, r_axon = r_core[o], r_src[o], r_axon[o]
+    s_loc = n_loc[r_src]
+    rptr = np.searchsorted(n_core[r_src], np.arange(nc + 1, dtype=np.int64))
+    for i, c in enumerate(cores):
+        a, b = int(rptr[i]), int(rptr[i + 1])
         c.route_ptr = np.zeros(c.n_neurons + 1, np.int64)
-        np.cumsum(np.bincount(rsrc_loc[o], minlength=c.n_neurons), out=c.route_ptr[1:])
-        c.route_core, c.route_axon = rc[o], ra[o]
-    for port in inputs:
+        np.cumsum(np.bincount(s_loc[a:b], minlength=c.n_neurons), out=c.route_ptr[1:])
+        c.route_core, c.route_axon = r_core[a:b], r_axon[a:b]
+    # input entries: labels -> axon indices
+    for port, e in zip(inputs, ent, strict=True):
         if port.entries.size:
-            ent = port.entries.copy()
-            for k, (cc, a, _s, _t) in enumerate(ent.tolist()):
-                ent[k, 1] = int(np.searchsorted(cores[cc].axon_label, a))
-            port.entries = ent
+            new = port.entries.copy()
+            new[:, 1] = np.searchsorted(keys, e[:, 0] << s | e[:, 1]) - aptr[e[:, 0]]
+            port.entries = new
+
+
+def _slot_bits(c: BSS2Core) -> int:
+    """Bits of a slot index of ``c``'s synapse array (row-major)."""
+    return max(1, (c.weight.size - 1).bit_length())
+
+
+def _sorted_slots(c: BSS2Core, aw: int, key: np.ndarray, slot_ids: np.ndarray) -> np.ndarray:
+    """The slots of ``c``'s synapse array (row-major index) that hold a synapse whose label
+    (row group, address) the hemisphere receives, ordered by axon, then slot, written to
+    ``key`` (one entry per slot) as ``axon << slot_bits | slot``, where slots without such a
+    synapse take axon ``n_axons`` and sort last: one sort of plain integers (faster than a
+    stable argsort of the axons). Returns the CSR pointer by axon."""
+    A = c.axon_label
+    na = A.size
+    R, C = c.weight.shape
+    group = c.rows["group"]
+    dt = key.dtype.type
+    sb = dt(_slot_bits(c))
+    grp = np.unique(group) if R else _Z
+    if (grp.size << aw) <= 4 * R * C + (1 << 16):
+        # a dense table (row group rank, address) -> axon << slot_bits; its last entry is for
+        # the slots without a synapse
+        gi = np.searchsorted(grp, A >> aw)
+        ok = gi < grp.size
+        ok[ok] = grp[gi[ok]] == A[ok] >> aw
+        tab = np.full((grp.size << aw) + 1, na, dt)
+        tab[(gi[ok] << aw) | (A[ok] & ((1 << aw) - 1))] = np.flatnonzero(ok)
+        tab <<= sb
+        at = c.address + (np.searchsorted(grp, group) << aw)[:, None]
+        at[c.weight == 0] = grp.size << aw
+        np.take(tab, at.reshape(-1), out=key, mode="clip")
+    else:
+        lab = (c.address | (group << aw)[:, None]).reshape(-1)
+        ax = np.searchsorted(A, lab)
+        hit = ax < na
+        hit[hit] = A[ax[hit]] == lab[hit]
+        hit &= c.weight.reshape(-1) != 0
+        np.left_shift(np.where(hit, ax, na), sb, out=key, casting="unsafe")
+    key |= slot_ids[:R * C]
+    key.sort()
+    return np.searchsorted(key, np.arange(na + 1, dtype=dt) << sb).astype(np.int64)
+
+
+def _synapses_by_axon(cores: list[BSS2Core], aw: int) -> None:
+    """Every core's synapse lists by axon (its ``axon_label`` set, module doc): the synapses of
+    a received label, by axon, then row, then column (:func:`_sorted_slots`). The lists of all
+    cores are views of four arrays allocated once, and the sort keys of all cores share one
+    array (one large allocation is far cheaper to fault in than hundreds of small ones)."""
+    size = [c.weight.size for c in cores]
+    wide = any(c.axon_label.size.bit_length() + _slot_bits(c) > 32 for c in cores)
+    dt = np.uint64 if wide else np.uint32
+    kat = np.zeros(len(cores) + 1, np.int64)
+    np.cumsum(size, out=kat[1:])
+    keys = np.empty(int(kat[-1]), dt)
+    slot_ids = np.arange(max(size + [1]), dtype=dt)
+    ptrs = [_sorted_slots(c, aw, keys[kat[i]:kat[i + 1]], slot_ids) for i, c in enumerate(cores)]
+    at = np.zeros(len(cores) + 1, np.int64)
+    np.cumsum([int(p[-1]) for p in ptrs], out=at[1:])
+    comp, group, w, delay = (np.empty(int(at[-1]), np.int64) for _ in range(4))
+    for i, (c, ptr) in enumerate(zip(cores, ptrs, strict=True)):
+        a, b = int(at[i]), int(at[i + 1])
+        C = c.weight.shape[1]
+        flat = np.empty(b - a, np.int64)
+        np.bitwise_and(keys[kat[i]:kat[i] + b - a], dt((1 << _slot_bits(c)) - 1), out=flat,
+                       casting="unsafe")
+        # (mode="clip": np.take buffers its out= in the default mode; the indices are valid)
+        np.take(c.weight, flat, out=w[a:b], mode="clip")
+        r, j = np.divmod(flat, max(C, 1))
+        np.take(c.col_neuron, j, out=comp[a:b], mode="clip")
+        np.take(c.rows["sign"], r, out=group[a:b], mode="clip")
+        np.take(c.rows["delay_minus_1"] + 1, r, out=delay[a:b], mode="clip")
+        c.syn_ptr = ptr
+        c.syn_comp, c.syn_group, c.syn_w, c.syn_delay = (x[a:b] for x in (comp, group, w, delay))
 
 
 # ------------------------------------------------------------------------------------------
@@ -623,43 +838,123 @@ def _overflow(prog: BSS2Program, reg: str, bad: np.ndarray, vals: np.ndarray, t:
         "the first saturation (run without strict to count them)")
 
 
+def _trunc_div(q: np.ndarray, den: int, tmp: np.ndarray) -> np.ndarray:
+    """``q = trunc(q / den)`` in place (int64, ``den`` > 0; ``tmp`` a scratch array like
+    ``q``): a negative q is raised by ``den - 1`` first (its sign bit, shifted down, selects
+    the offset), so the floor division rounds it toward zero; ``q // den`` by one scalar."""
+    np.right_shift(q, 63, out=tmp)
+    tmp &= den - 1
+    q += tmp
+    q //= den
+    return q
+
+
+class _StepConsts:
+    """The neuron update's parameters, decided once per program: a parameter equal for every
+    neuron is kept as a scalar, and the refractory / readout steps are skipped when no neuron
+    uses them (no refractory period: every ``ref`` stays 0)."""
+
+    def __init__(self, prog: BSS2Program):
+        p = prog.prm
+
+        def uni(a: np.ndarray) -> Any:
+            a = np.asarray(a, np.int64)
+            return a.flat[0] if a.size and bool((a == a.flat[0]).all()) else a
+
+        self.k_exc = uni(prog.den - p["c_syn_exc"])
+        self.k_inh = uni(prog.den - p["c_syn_inh"])
+        self.k_mem = uni(prog.den - p["c_mem"])
+        self.g_exc = uni(p["gain_exc"])
+        self.g_inh = uni(p["gain_inh"])
+        self.rest = uni(prog.rest)
+        self.rest_bias = uni(prog.rest + p["bias"])
+        self.vth = uni(prog.vth)
+        self.vreset = uni(prog.vreset)
+        self.ref_len = uni(prog.ref_len)
+        self.any_ref = bool(np.asarray(prog.ref_len).any())
+        self.any_readout = bool(prog.readout.any())
+
+
+def _consts(prog: BSS2Program) -> _StepConsts:
+    c = prog.__dict__.get("_step_consts")
+    if c is None:
+        c = prog.__dict__["_step_consts"] = _StepConsts(prog)
+    return c
+
+
 def neuron_step(prog: BSS2Program, st: dict, E: Any, I: Any, n0: int, n1: int, t: int,
                 strict: bool, overflows: dict) -> tuple[np.ndarray, dict]:
     """One tick of neurons ``n0 .. n1-1`` from their committed state ``st`` (``v``, ``i_exc``,
-    ``i_inh``, ``ref``: (B, n) int64) and the summed weights ``E``, ``I`` ((B, n) or None):
-    the spikes (B, n) bool and the new state (the module doc's rule)."""
+    ``i_inh``, ``ref``: (B, n) int64, never written) and the summed weights ``E``, ``I``
+    ((B, n) or None): the spikes (B, n) bool and the new state (the module doc's rule; exact
+    int64, in fresh arrays, with the shortcuts of :class:`_StepConsts`)."""
     sl = slice(n0, n1)
-    p = prog.prm
+    c = _consts(prog)
     den = prog.den
-    ie = decay(st["i_exc"], p["c_syn_exc"][sl], den)
-    ii = decay(st["i_inh"], p["c_syn_inh"][sl], den)
-    if E is not None:
-        ie = ie + p["gain_exc"][sl] * _ints(E)
-    if I is not None:
-        ii = ii + p["gain_inh"][sl] * _ints(I)
-    hi_e, hi_i = ie > prog.i_max, ii > prog.i_max
-    sat_i = hi_e | hi_i
-    if sat_i.any():
+
+    def S(x: Any) -> Any:  # a parameter over neurons n0 .. n1-1 (a scalar when uniform)
+        return x if np.ndim(x) == 0 else x[sl]
+
+    tmp = np.empty(st["v"].shape, np.int64)
+
+    def current(x: np.ndarray, k: Any, g: Any, W: Any) -> np.ndarray:
+        if np.ndim(k) == 0 and k == 0:  # c = D: nothing of the old current is kept
+            if W is None:
+                return np.zeros(x.shape, np.int64)
+            return np.multiply(_ints(W), S(g), dtype=np.int64)
+        if np.ndim(k) == 0 and k == den:  # c = 0: the current is kept whole
+            y = np.array(x, np.int64)
+        else:
+            y = _trunc_div(np.multiply(x, S(k), dtype=np.int64), den, tmp)
+        if W is not None:
+            y += np.multiply(_ints(W), S(g), out=tmp)
+        return y
+
+    ie = current(st["i_exc"], c.k_exc, c.g_exc, E)
+    ii = current(st["i_inh"], c.k_inh, c.g_inh, I)
+    if ie.size and (ie.max() > prog.i_max or ii.max() > prog.i_max):
+        hi_e, hi_i = ie > prog.i_max, ii > prog.i_max
+        sat_i = hi_e | hi_i
         if strict:
             raise _overflow(prog, "i", sat_i, np.where(hi_e, ie, ii), t, n0)
         overflows["i"] += int(np.count_nonzero(sat_i))
-        ie = np.minimum(ie, prog.i_max)
-        ii = np.minimum(ii, prog.i_max)
-    rest = prog.rest[sl]
-    v = rest + decay(st["v"] - rest, p["c_mem"][sl], den) + ie - ii + p["bias"][sl]
-    refr = st["ref"] > 0
-    sat_v = ((v < 0) | (v > prog.v_max)) & ~refr
-    if sat_v.any():
-        if strict:
-            raise _overflow(prog, "v", sat_v, v, t, n0)
-        overflows["v"] += int(np.count_nonzero(sat_v))
-        v = np.clip(v, 0, prog.v_max)
-    v = np.where(refr, prog.vreset[sl], v)
-    ref = st["ref"] - refr
-    s = ~refr & (v >= prog.vth[sl]) & ~prog.readout[sl]
+        np.minimum(ie, prog.i_max, out=ie)
+        np.minimum(ii, prog.i_max, out=ii)
+    v = np.subtract(st["v"], S(c.rest), dtype=np.int64)
+    v *= S(c.k_mem)
+    _trunc_div(v, den, tmp)
+    v += S(c.rest_bias)
+    v += ie
+    v -= ii
+    refr = st["ref"] > 0 if c.any_ref else None
+    if v.size and (v.min() < 0 or v.max() > prog.v_max):
+        if refr is None and not strict:  # counted by side, without a combined mask
+            overflows["v"] += int(np.count_nonzero(v < 0)) + int(
+                np.count_nonzero(v > prog.v_max))
+            np.clip(v, 0, prog.v_max, out=v)
+        else:
+            sat_v = (v < 0) | (v > prog.v_max)
+            if refr is not None:
+                sat_v &= ~refr
+            if sat_v.any():
+                if strict:
+                    raise _overflow(prog, "v", sat_v, v, t, n0)
+                overflows["v"] += int(np.count_nonzero(sat_v))
+                np.clip(v, 0, prog.v_max, out=v)
+    if refr is not None:
+        np.copyto(v, S(c.vreset), where=refr)
+        ref = np.subtract(st["ref"], refr, dtype=np.int64)
+    else:
+        ref = st["ref"]  # no refractory period anywhere: every counter stays 0
+    s = v >= S(c.vth)
+    if refr is not None:
+        s &= ~refr
+    if c.any_readout:
+        s &= ~prog.readout[sl]
     if s.any():
-        v = np.where(s, prog.vreset[sl], v)
-        ref = np.where(s, prog.ref_len[sl], ref)
+        np.copyto(v, S(c.vreset), where=s)
+        if c.any_ref:
+            np.copyto(ref, S(c.ref_len), where=s)
     return s, dict(v=v, i_exc=ie, i_inh=ii, ref=ref)
 
 
@@ -686,8 +981,14 @@ def _active(prog: BSS2Program, st: dict, s: np.ndarray, n0: int = 0, n1: int | N
             ) -> np.ndarray:
     """Neurons with work this tick (ours): a spike, a current, refractory, or v away from rest
     (an analog neuron at rest with no input is idle)."""
-    rest = prog.rest[n0:n1]
-    return s | (st["v"] != rest) | (st["i_exc"] != 0) | (st["i_inh"] != 0) | (st["ref"] > 0)
+    c = _consts(prog)
+    rest = c.rest if np.ndim(c.rest) == 0 else c.rest[n0:n1]
+    act = s | (st["v"] != rest)
+    act |= st["i_exc"] != 0
+    act |= st["i_inh"] != 0
+    if c.any_ref:  # else every refractory counter is 0
+        act |= st["ref"] > 0
+    return act
 
 
 # ------------------------------------------------------------------------------------------

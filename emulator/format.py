@@ -228,9 +228,47 @@ class BitTable:
         rb = sum(ws)
         if n == 0 or rb == 0:
             return {f.name: np.zeros((g, n), np.int64) for f in self.fields}
-        words = _row_words(rows)
         out: dict[str, np.ndarray] = {}
         base = np.arange(n, dtype=np.int64) * rb
+        if max(ws) <= 57:
+            # runs of consecutive fields of up to 57 bits (25 bits: 4-byte words), each run read
+            # once per record as an unaligned little-endian word from its first byte and shifted
+            # by its bit phase, then every field of the run by a shift and a mask
+            padded = _padded_rows(rows, 8)
+            # one allocation for all columns: large blocks are faulted in as huge pages, many
+            # column-sized ones page by page (several times slower)
+            cols = np.empty((len(ws), g, n), np.int64)
+            i = off = 0
+            while i < len(ws):
+                j, run = i, 0
+                while j < len(ws) and run + ws[j] <= 57:
+                    run += ws[j]
+                    j += 1
+                dt = np.uint32 if run <= 25 else np.uint64
+                start = base + off
+                rec = _gather(_unaligned_view(padded, nb, dt), start >> 3)
+                rec >>= (start & 7).astype(dt)
+                at, tmp = 0, None
+                last = max([k for k in range(i, j) if ws[k]] + [i])
+                for k in range(i, j):
+                    f, w = self.fields[k], ws[k]
+                    col = out[f.name] = cols[k]
+                    if not w:
+                        col[...] = 0
+                        continue
+                    if not at:
+                        src = rec
+                    elif k == last:  # rec is not needed any more
+                        src = np.right_shift(rec, dt(at), out=rec)
+                    else:
+                        src = tmp = np.right_shift(rec, dt(at), out=tmp)
+                    np.bitwise_and(src, dt((1 << w) - 1), out=col, casting="unsafe")
+                    _signed(col, w, f.signed)
+                    at += w
+                off += run
+                i = j
+            return out
+        words = _row_words(rows)
         if rb <= 64:
             rec = _read_rows(words, base, rb)
             if rb < 64:
@@ -277,13 +315,43 @@ def _row_words(rows: np.ndarray) -> np.ndarray:
     return padded.view("<u8")
 
 
+def _padded_rows(rows: np.ndarray, pad: int) -> np.ndarray:
+    """A copy of uint8 ``(g, nb)`` with ``pad`` zero bytes after every row."""
+    g, nb = rows.shape
+    padded = np.zeros((g, nb + pad), np.uint8)
+    padded[:, :nb] = rows
+    return padded
+
+
+def _unaligned_view(padded: np.ndarray, nb: int, dt: type) -> np.ndarray:
+    """The rows of ``padded`` (:func:`_padded_rows` of ``nb`` bytes, padded by at least the size
+    of ``dt``) as ``(g, nb + 1)`` little-endian words of ``dt``: element ``[i, b]`` starts at byte
+    ``b`` of row ``i`` (an unaligned view)."""
+    return np.ndarray((padded.shape[0], nb + 1), np.dtype(dt).newbyteorder("<"), padded, 0,
+                      (padded.shape[1], 1))
+
+
+GATHER_TAKE = 4096
+"""From this many records per row on, :func:`_gather` reads with ``np.take`` along the rows."""
+
+
+def _gather(view: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``view[:, idx]``. Fancy indexing is fastest for short rows but lays the result out
+    transposed (so only temporaries take it: the columns are written C-ordered by the ufunc that
+    masks them); ``np.take`` along the rows is C-ordered and faster for long rows."""
+    return np.ascontiguousarray(view[:, idx]) if idx.size < GATHER_TAKE else \
+        np.take(view, idx, axis=1)
+
+
 def _read_rows(words: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """Unsigned fields (width 1..64) at bit ``starts`` of every row of ``words``: ``(g, len)``."""
+    """Unsigned fields (width 1..64) at bit ``starts`` of every row of ``words``: ``(g, len)``
+    (C-ordered: ``np.take`` along the rows, where ``words[:, idx]`` would give a transposed
+    layout that makes every later per-core pass stride through memory)."""
     wi = starts >> 6
     bit = (starts & 63).astype(np.uint64)
-    v = words[:, wi]
+    v = np.take(words, wi, axis=1)
     v >>= bit
-    hi = words[:, wi + 1]
+    hi = np.take(words, wi + 1, axis=1)
     hi <<= np.uint64(1)
     hi <<= np.uint64(63) - bit  # a shift by 64 - bit that gives 0 for bit = 0
     v |= hi

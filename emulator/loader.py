@@ -14,11 +14,14 @@ Order of checks:
    compartments of the right kind, every output element mapped exactly once.
 
 Speed (``bench/load_speed.py``): the section table, SYMBOLS, the CORE sections
-(:mod:`emulator.loader_batch`: all cores of one layout at once) and the cross-section rules are
-first checked by vectorised fast paths that make the same checks as booleans over whole arrays;
-when one of them fails, the step runs again in the order above, which words the error, so the
-errors are those of the sequential checks. On large images the CRCs of step 3 are computed in a
-worker thread while steps 4-5 run; a CRC error is still the one reported.
+(:mod:`emulator.loader_batch`, or a family module's ``decode_cores``: all cores of one layout at
+once) and the cross-section rules are first checked by vectorised fast paths that make the same
+checks as booleans over whole arrays; when one of them fails, the step runs again in the order
+above, which words the error, so the errors are those of the sequential checks. On large images
+the CRCs of step 3 are computed in a worker thread while steps 4-5 run; a CRC error is still the
+one reported. Decoded tables and synapse lists are views of a few large arrays rather than many
+per-core ones: a fresh large allocation is faulted in as huge pages, hundreds of per-core ones
+page by page, which costs more than decoding them.
 """
 
 from __future__ import annotations
@@ -192,7 +195,8 @@ class _Loader:
         decode = builtin.get(self.family) or (lambda e: hook(self, e))
         # the batched decoder checks every core in one pass; when it is unsure (a check fails or
         # a layout it does not handle) the cores are decoded one by one, with exact errors
-        batched = {"loihi": loihi_cores, "truenorth": truenorth_cores}.get(self.family)
+        batched = {"loihi": loihi_cores, "truenorth": truenorth_cores}.get(self.family) or (
+            None if self.family in builtin else getattr(mod, "decode_cores", None))
         cores = batched(self, cores_e) if batched is not None and self.batched else None
         if cores is None:
             cores = [decode(e) for e in cores_e]
@@ -502,9 +506,11 @@ class _Loader:
         return params, sources
 
     def _family_module(self) -> Any:
-        """``emulator.<family>``: a family may decode its cores (``decode_core(loader, entry)``),
-        check its parameters (``check_params(loader, params)``) and the cross-section rules
-        (``cross_check(loader, cores, inputs, outputs, core_entries, iomap_entry)``) itself."""
+        """``emulator.<family>``: a family may decode its cores (``decode_core(loader, entry)``;
+        optionally all at once first, ``decode_cores(loader, entries)``, which returns the cores
+        or None to fall back to ``decode_core``), check its parameters (``check_params(loader,
+        params)``) and the cross-section rules (``cross_check(loader, cores, inputs, outputs,
+        core_entries, iomap_entry)``) itself."""
         import importlib
 
         try:

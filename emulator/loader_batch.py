@@ -13,6 +13,11 @@ this module does not handle) it returns None; the loader then decodes the cores 
 raises the exact ``LoadError`` (section, byte offset, field, value, limit) or, if the fast path was
 only stricter than needed, gives the same chip. ``tests/test_loader_speedpaths.py`` holds the two
 paths to the same outcome on valid and mutated images.
+
+TrueNorth cores whose crossbars have every bit set share their synapse lists where they are
+equal (the compartment list and the weights of every core, the group and delay lists of cores
+with the same axon types and delays): one read-only array each, viewed by those cores, in place
+of four int64 arrays per synapse per core.
 """
 
 from __future__ import annotations
@@ -787,25 +792,24 @@ def _tn_group(ld: Any, buf8: np.ndarray, cores_e: list[dict], idx: np.ndarray, s
     syn_ptr = np.zeros((g, n_ax + 1), np.int64)
     np.cumsum(per_axon, axis=1, out=syn_ptr[:, 1:])
     typ, dly = axs["type"], axs["delay"]
-    if full:  # no search needed
-        shape = (g, n_ax, n)
-        comp = np.empty(shape, np.int64)
-        comp[...] = np.arange(n, dtype=np.int64)
-        group = np.empty(shape, np.int64)
-        group[...] = typ[:, :, None]
-        delay = np.empty(shape, np.int64)
-        delay[...] = dly[:, :, None]
-        comp, group, delay = (a.reshape(-1) for a in (comp, group, delay))
-        cut = np.arange(g + 1, dtype=np.int64) * (n_ax * n)
+    counts = syn_ptr[:, -1].tolist()
+    # every synapse has weight 1: one read-only array of ones, viewed by every core
+    ones = _read_only(np.ones(max(counts + [0]), np.int64))
+    if full:
+        # every core lists the same compartments (0..n-1 per axon), and cores whose axons have
+        # the same types (delays) have the same groups (delays): one read-only array each,
+        # viewed by every core that has it
+        comp = _read_only(np.tile(np.arange(n, dtype=np.int64), n_ax))
+        syn = list(zip([comp] * g, _per_axon_lists(typ, n), _per_axon_lists(dly, n),
+                       [ones] * g, strict=True))
     else:
         core_i, ax_i, comp = np.nonzero(crossbar)
         group = typ[core_i, ax_i]
         delay = dly[core_i, ax_i]
         del core_i, ax_i
-        cut = np.concatenate([[0], syn_ptr[:, -1]]).cumsum()
-    ones = np.ones(comp.size, np.int64)
-    cut = cut.tolist()
-    syn = [tuple(a[cut[j]:cut[j + 1]] for a in (comp, group, delay, ones)) for j in range(g)]
+        cut = np.concatenate([[0], syn_ptr[:, -1]]).cumsum().tolist()
+        syn = [tuple(a[cut[j]:cut[j + 1]] for a in (comp, group, delay))
+               + (ones[:counts[j]],) for j in range(g)]
     tables_at = getattr(ld, "route_tables_at", None)
     if tables_at is None:
         tables_at = ld.route_tables_at = {}
@@ -823,3 +827,41 @@ def _tn_group(ld: Any, buf8: np.ndarray, cores_e: list[dict], idx: np.ndarray, s
             route_ptr=route_ptr[j], route_core=np.zeros(n_rt, np.int64), route_axon=rt["axon"][j],
             route_pos=route_pos[j], bits=dict(bits))
     return True
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a``, made read-only: it is shared by several cores, so an in-place write (which nothing
+    should make) fails instead of changing them all."""
+    a.flags.writeable = False
+    return a
+
+
+def _per_axon_lists(v: np.ndarray, n: int) -> list[np.ndarray]:
+    """For every core ``j`` of a group of full crossbars, ``v[j]`` (one value per axon) repeated
+    for the ``n`` synapses of each axon: one read-only array per distinct row of ``v``, shared
+    by the cores that have that row (a chip's cores often share their axon types and delays)."""
+    u, inv = distinct_rows(v)
+    rep = np.empty((u.shape[0], u.shape[1], n), np.int64)
+    rep[...] = u[:, :, None]
+    _read_only(rep)
+    lists = [r.reshape(-1) for r in rep]
+    return [lists[i] for i in inv.reshape(-1).tolist()]
+
+
+def distinct_rows(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows ``u`` of the 2-d int64 ``v`` and, per row, its index in ``u`` (``v ==
+    u[inv]``), by a hash of each row (``np.unique(axis=0)`` sorts rows as byte strings, which is
+    slow); the result is checked, and on a hash collision the rows are sorted after all."""
+    g = v.shape[0]
+    if g == 0 or bool((v == v[0]).all()):
+        return v[:1], np.zeros(g, np.int64)
+    mult = np.random.default_rng(0x6E6D63).integers(1, 1 << 62, v.shape[1], np.int64) | 1
+    with np.errstate(over="ignore"):
+        h = (v.astype(np.uint64) * mult.astype(np.uint64)).sum(axis=1, dtype=np.uint64)
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    u = v[first]
+    if not bool((u[inv] == v).all()):
+        u, inv = np.unique(v, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+    return u, inv

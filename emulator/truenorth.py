@@ -171,6 +171,16 @@ class TrueNorthProgram(SynapseProgram):
         self.any_stoch_leak = bool(self.stoch_leak.any())
         self.any_tm = bool((self.tm > 0).any())
         self.any_leak = bool((self.leak != 0).any())
+        # the neuron update's shortcuts, decided once: a parameter equal for every neuron is
+        # used as a scalar (None: it varies), and branches no neuron needs are skipped
+        self.any_leak_rev = bool(self.leak_rev.any())
+        self.u_leak, self.u_alpha, self.u_beta, self.u_gamma, self.u_v_reset, self.u_v_lo, \
+            self.u_v_hi = (_uniform(a) for a in (self.leak, self.alpha, self.beta, self.gamma,
+                                                  self.v_reset, self.v_lo, self.v_hi))
+        self.u_kappa = _uniform(self.kappa)
+        # alpha + beta >= 0: no V is both >= alpha + eta and < -beta (- eta) (eta >= 0), so
+        # the positive and the negative side never both hold and need no exclusion mask
+        self.disjoint = bool(((self.alpha + self.beta) >= 0).all())
         # axons (cycle mode): global numbering, type, delay, and each core's crossbar by type
         self.aoff = np.zeros(self.n_cores + 1, np.int64)
         np.cumsum([c.n_axons for c in cores], out=self.aoff[1:])
@@ -188,6 +198,13 @@ class TrueNorthProgram(SynapseProgram):
 
 
 Program = TrueNorthProgram
+
+
+def _uniform(a: np.ndarray) -> Any:
+    """The common value of ``a`` (a numpy scalar) when every entry is equal, else None."""
+    if a.size and bool((a == a.flat[0]).all()):
+        return a.flat[0]
+    return None
 
 
 class _FoldedChip:
@@ -244,21 +261,36 @@ def _stochastic_successes(p: TrueNorthProgram, counts: np.ndarray, g: int, cols:
 
 
 def neuron_update(p: TrueNorthProgram, v: np.ndarray, det: Any, counts: list[Any], t: Any,
-                  n0: int, n1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  n0: int, n1: int, out: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """One tick of neurons ``n0 .. n1-1`` (the module doc's rule).
 
     ``t``: the PRN tick, an integer or a (N,) array over every neuron (global ids) when host
     resets restarted some neurons' ticks.
-    ``v``: (B, n) int64 committed membranes; ``det``: (B, n) integer sum of the deterministic
-    synapses' weights (or None); ``counts``: per axon type a (B, n) integer array of active
-    stochastic synapses of that type (or None). Returns the new membranes, the spikes (B, n)
-    bool, the overflow mask and the unfitted membranes."""
+    ``v``: (B, n) int64 committed membranes (never written); ``det``: (B, n) integer sum of the
+    deterministic synapses' weights (or None); ``counts``: per axon type a (B, n) integer array
+    of active stochastic synapses of that type (or None); ``out``: an optional (B, n) int64
+    buffer (not ``v``) the new membranes are computed in. Returns the new membranes, the spikes
+    (B, n) bool, the overflow mask (None when no membrane left its register) and the unfitted
+    membranes.
+
+    Exact int64 throughout; parameters equal for every neuron are used as scalars and the
+    stochastic, leak-reversal and mixed-reset branches run only when some neuron needs them
+    (decided once in :class:`TrueNorthProgram`). The resets are applied in place through masks
+    taken before either is applied: the negative side first, then the spikes, which take
+    precedence (exclusion mask only when ``alpha + beta < 0`` somewhere)."""
     sl = slice(n0, n1)
-    v = np.array(v, dtype=np.int64, copy=True)
+    if out is None:
+        out = np.empty(np.shape(v), np.int64)
     # integration: deterministic types add n_G * s_G (folded into ``det``), stochastic types
     # sign(s_G) per success among the first n_G draws
-    if det is not None:
-        v += np.rint(det).astype(np.int64) if det.dtype.kind == "f" else det
+    if det is None:
+        np.copyto(out, v)
+    elif det.dtype.kind == "f":
+        np.add(v, np.rint(det).astype(np.int64), out=out)
+    else:
+        np.add(v, det, out=out)
+    v = out
     for g, c in enumerate(counts):
         if c is None:
             continue
@@ -271,35 +303,84 @@ def neuron_update(p: TrueNorthProgram, v: np.ndarray, det: Any, counts: list[Any
     # leak, with reversal (omega = sign(V) after integration) and the stochastic mode
     if p.any_leak:
         lam = p.leak[sl]
-        step = lam
-        if p.any_stoch_leak and p.stoch_leak[sl].any():
-            u = (prn64(p.seed[sl], p.nid[sl], _ticks(t, sl), p.draw_leak)
-                 & p.prn_mask).astype(np.int64)
-            step = np.where(p.stoch_leak[sl], np.sign(lam) * (np.abs(lam) >= u), lam)
-        v += np.where(p.leak_rev[sl], np.sign(v), 1) * step
-    # threshold with its PRN offset; reset on the positive and the negative side
+        stoch = p.any_stoch_leak and bool(p.stoch_leak[sl].any())
+        rev = p.any_leak_rev and bool(p.leak_rev[sl].any())
+        if not stoch and not rev:
+            v += lam if p.u_leak is None else p.u_leak
+        else:
+            step = lam
+            if stoch:
+                u = (prn64(p.seed[sl], p.nid[sl], _ticks(t, sl), p.draw_leak)
+                     & p.prn_mask).astype(np.int64)
+                step = np.where(p.stoch_leak[sl], np.sign(lam) * (np.abs(lam) >= u), lam)
+            v += np.where(p.leak_rev[sl], np.sign(v), 1) * step
+    # threshold with its PRN offset (per neuron, shared by the batch)
+    eta = None
     if p.any_tm:
         eta = (prn64(p.seed[sl], p.nid[sl], _ticks(t, sl), p.draw_threshold)
                & p.tm_mask[sl]).astype(np.int64)
+    alpha = p.alpha[sl] if p.u_alpha is None else p.u_alpha
+    beta = p.beta[sl] if p.u_beta is None else p.u_beta
+    R = p.v_reset[sl] if p.u_v_reset is None else p.u_v_reset
+    kap, gam = p.u_kappa, p.u_gamma
+    pos = alpha if eta is None else alpha + eta
+    if eta is None:
+        neg_thr = -beta
+    elif kap is not None:
+        neg_thr = -beta if kap else -(beta + eta)
     else:
-        eta = np.zeros(n1 - n0, np.int64)
-    alpha, beta, kappa, gamma, R = (p.alpha[sl], p.beta[sl], p.kappa[sl], p.gamma[sl],
-                                    p.v_reset[sl])
-    pos = alpha + eta
+        neg_thr = -np.where(p.kappa[sl], beta, beta + eta)
     spike = v >= pos
-    neg = ~spike & (v < -np.where(kappa, beta, beta + eta))
-    after_spike = np.where(gamma == 0, R, np.where(gamma == 1, v - pos, v))
-    after_neg = np.where(kappa, -beta,
-                         np.where(gamma == 0, -R, np.where(gamma == 1, v + beta + eta, v)))
-    raw = np.where(spike, after_spike, np.where(neg, after_neg, v))
+    # reset, negative side (kappa: to -beta; else by gamma: -R, V + beta + eta, or V kept).
+    # Masked stores are slow on random masks, so the common cases use branch-free passes.
+    if kap is not None and kap and p.disjoint:
+        np.maximum(v, neg_thr, out=v)  # V < -beta -> -beta, the spikes untouched
+    else:
+        neg = v < neg_thr
+        if not p.disjoint:
+            neg &= ~spike
+        if kap is not None and kap:
+            np.copyto(v, neg_thr, where=neg)
+        elif kap is not None and gam is not None:
+            if gam == 0:
+                np.copyto(v, -R, where=neg)
+            elif gam == 1:
+                v += neg * (beta if eta is None else beta + eta)
+        else:
+            gamma = p.gamma[sl]
+            e = 0 if eta is None else eta
+            after_neg = np.where(p.kappa[sl], -beta,
+                                 np.where(gamma == 0, -R, np.where(gamma == 1, v + beta + e, v)))
+            np.copyto(v, after_neg, where=neg)
+    # reset, positive side (by gamma: R, V - (alpha + eta), or V kept)
+    if gam == 0:
+        if p.u_v_reset is None:
+            np.copyto(v, R, where=spike)
+        elif R == 0:
+            v *= ~spike
+        else:
+            np.putmask(v, spike, R)
+    elif gam == 1:
+        v -= spike * pos
+    elif gam is None:
+        gamma = p.gamma[sl]
+        np.copyto(v, np.where(gamma == 0, R, np.where(gamma == 1, v - pos, v)), where=spike)
     # the membrane register: saturate or wrap at the neuron's width
+    raw = v
+    if p.u_v_lo is not None:
+        lo, hi = p.u_v_lo, p.u_v_hi
+        if not raw.size or (raw.min() >= lo and raw.max() <= hi):
+            return raw, spike, None, raw
+        over = (raw < lo) | (raw > hi)
+    else:
+        lo, hi = p.v_lo[sl], p.v_hi[sl]
+        over = (raw < lo) | (raw > hi)
+        if not over.any():
+            return raw, spike, None, raw
     lo, hi = p.v_lo[sl], p.v_hi[sl]
-    over = (raw < lo) | (raw > hi)
-    out = raw
-    if over.any():
-        wrapped = ((raw - lo) & ((np.int64(1) << p.v_bits[sl]) - 1)) + lo
-        out = np.where(p.wrap[sl], wrapped, np.clip(raw, lo, hi))
-    return out, spike, over, raw
+    wrapped = ((raw - lo) & ((np.int64(1) << p.v_bits[sl]) - 1)) + lo
+    fitted = np.where(p.wrap[sl], wrapped, np.clip(raw, lo, hi))
+    return fitted, spike, over, raw
 
 
 def overflow_error(p: TrueNorthProgram, raw: np.ndarray, over: np.ndarray, tick: int,
@@ -341,6 +422,7 @@ class FastEngine:
         self.v = np.zeros((batch, prog.N), np.int64)
         self.overflows = {"v": 0}
         self.t0: np.ndarray | None = None  # per neuron: the tick its PRN clock restarted
+        self._spare: np.ndarray | None = None  # the next tick's membrane buffer
 
     def reset(self, idx: np.ndarray, t: int) -> None:
         """A host reset after tick ``t``: V of neurons ``idx`` (global ids) to 0 in every
@@ -372,11 +454,17 @@ class FastEngine:
         sample (or None). Returns the spikes (B, N) bool."""
         lanes = self.g.tick_inputs(t, act_in_hist)
         tk = t if self.t0 is None else t - self.t0
-        v, s, over, raw = neuron_update(self.p, self.v, lanes[0], lanes[1:], tk, 0, self.p.N)
-        if over.any():
+        if self._spare is None:
+            self._spare = np.empty_like(self.v)
+        v, s, over, raw = neuron_update(self.p, self.v, lanes[0], lanes[1:], tk, 0, self.p.N,
+                                        out=self._spare)
+        if over is not None:
             if self.strict:
                 raise overflow_error(self.p, raw, over, t, 0)
             self.overflows["v"] += int(np.count_nonzero(over))
+        # double buffering: the old membranes become the next tick's buffer (the runner copies
+        # what it records within the tick)
+        self._spare = self.v if v is raw else None
         self.v = v
         self.g.record_spikes(t, s)
         return s
@@ -462,7 +550,7 @@ class CoreEngine:
                 det = part if det is None else det + part
         # phases leak, threshold, reset, fit
         v, s, over, raw = neuron_update(p, cur["v"][:, n0:n1], det, counts, tk, n0, n1)
-        if over.any():
+        if over is not None:
             if self.strict:
                 raise overflow_error(p, raw, over, t, n0)
             self.overflows["v"] += int(np.count_nonzero(over))

@@ -19,8 +19,10 @@ import pytest
 from test_image import GOLDEN_PROFILE, compiled, two_core_graph
 from test_loader_fuzz import mutate, repair_crcs
 
+import emulator.brainscales2 as B2
 import emulator.loader_batch as B
 from emulator import format as F
+from emulator import format_brainscales2 as F2
 from emulator import loader as L
 from emulator.errors import LoadError
 from ir.graph import GraphBuilder, Stage
@@ -67,10 +69,17 @@ CHIP_FIELDS = ("family", "version", "profile_name", "profile_sha256", "graph_nam
 
 
 def outcome(data: bytes, batched: bool):
+    """The chip, or the LoadError as (message, section, offset). The reference path also
+    derives the BrainScaleS-2 receive tables and crossbar matches the direct way (below)."""
+    saved = B2.receive_tables, B2.BSS2Core.accepts
+    if not batched:
+        B2.receive_tables, B2.BSS2Core.accepts = ref_receive_tables, ref_accepts
     try:
         return load(data, batched)
     except LoadError as e:
         return (str(e), e.section, e.offset)
+    finally:
+        B2.receive_tables, B2.BSS2Core.accepts = saved
 
 
 def same_outcome(data: bytes) -> str:
@@ -103,6 +112,13 @@ def paths(monkeypatch):
         monkeypatch.setattr(B, name, wrap)
         if hasattr(L, name):
             monkeypatch.setattr(L, name, wrap)
+
+    def wrap_b2(*a, _fn=B2.decode_cores, **k):
+        r = _fn(*a, **k)
+        seen.setdefault("bss2_cores", []).append("none" if r is None else "ok")
+        return r
+
+    monkeypatch.setattr(B2, "decode_cores", wrap_b2)
     return seen
 
 
@@ -348,3 +364,256 @@ def test_crc_error_comes_first_when_checked_beside_decoding(layers, monkeypatch)
     d[-1] ^= 1  # the trailer only
     with pytest.raises(LoadError, match=r"^section trailer at byte offset \d+: file CRC mismatch"):
         load(bytes(d), True)
+
+
+# ------------------------------------------------------------------------------------------
+# BrainScaleS-2: the batched decoder (emulator.brainscales2.decode_cores) and the receive tables
+# (receive_tables, accepted) against the per-core decoder and the direct derivation below
+# ------------------------------------------------------------------------------------------
+def ref_accepts(core, labels):
+    """The crossbar test as the definition reads: every label against every entry."""
+    labels = np.asarray(labels, np.int64)
+    m, t = core.filters["mask"], core.filters["target"]
+    return ((labels[..., None] & m) == t).any(axis=-1)
+
+
+def ref_receive_tables(cores, inputs, aw):
+    """The receive tables computed the direct way (hemisphere by hemisphere, label by label)."""
+    from emulator.synapses import cat
+
+    n_lab = cat([c.neuron["label"][c.neuron["readout"] == 0] for c in cores])
+    n_core = cat([np.full(int((c.neuron["readout"] == 0).sum()), c.id, np.int64) for c in cores])
+    n_loc = cat([np.flatnonzero(c.neuron["readout"] == 0) for c in cores])
+    acc = [ref_accepts(c, n_lab) for c in cores]
+    for c in cores:
+        parts = [n_lab[acc[c.id]]]
+        for port in inputs:
+            for cc, a, s, t in port.entries.tolist():
+                if cc == c.id:
+                    parts.append(a + np.arange(t - s, dtype=np.int64))
+        c.axon_label = np.unique(cat(parts))
+        r, j = np.nonzero(c.weight)
+        lab = (c.rows["group"][r] << aw) | c.address[r, j]
+        ax = np.searchsorted(c.axon_label, lab)
+        hit = ax < c.axon_label.size
+        hit[hit] = c.axon_label[ax[hit]] == lab[hit]
+        r, j, ax = r[hit], j[hit], ax[hit]
+        o = np.lexsort((j, r, ax))
+        r, j, ax = r[o], j[o], ax[o]
+        c.syn_ptr = np.zeros(c.axon_label.size + 1, np.int64)
+        np.cumsum(np.bincount(ax, minlength=c.axon_label.size), out=c.syn_ptr[1:])
+        c.syn_comp = c.col_neuron[j]
+        c.syn_group = c.rows["sign"][r].astype(np.int64)
+        c.syn_w = c.weight[r, j].astype(np.int64)
+        c.syn_delay = c.rows["delay_minus_1"][r].astype(np.int64) + 1
+    rc, ra, rsrc_core, rsrc_loc = [], [], [], []
+    for d in cores:
+        sel = np.flatnonzero(acc[d.id])
+        rc.append(np.full(sel.size, d.id, np.int64))
+        ra.append(np.searchsorted(d.axon_label, n_lab[sel]))
+        rsrc_core.append(n_core[sel])
+        rsrc_loc.append(n_loc[sel])
+    rc, ra, rsrc_core, rsrc_loc = cat(rc), cat(ra), cat(rsrc_core), cat(rsrc_loc)
+    for c in cores:
+        sel = np.flatnonzero(rsrc_core == c.id)
+        o = sel[np.lexsort((rc[sel], rsrc_loc[sel]))]
+        c.route_ptr = np.zeros(c.n_neurons + 1, np.int64)
+        np.cumsum(np.bincount(rsrc_loc[o], minlength=c.n_neurons), out=c.route_ptr[1:])
+        c.route_core, c.route_axon = rc[o], ra[o]
+    for port in inputs:
+        if port.entries.size:
+            ent = port.entries.copy()
+            for k, (cc, a, _s, _t) in enumerate(ent.tolist()):
+                ent[k, 1] = int(np.searchsorted(cores[cc].axon_label, a))
+            port.entries = ent
+
+
+def bss2_layers_image(folder, seed: int = 1, lo: float = 0.1) -> bytes:
+    """x(40) -> h(96) -> o(24), at most 16 neurons per hemisphere, on a 4-chip copy of the golden
+    BrainScaleS-2 profile: 8 hemispheres, six of them with one layout (the batched decoder's
+    groups); ``lo`` > 0 makes every weight positive (equal rows on the h hemispheres)."""
+    from test_image import GOLDEN
+
+    import nmc
+    from ir.nodes import IF, Dense
+
+    text = (GOLDEN / "golden-brainscales2.toml").read_text()
+    text = text.replace("max_chips = 1", "max_chips = 4").replace(
+        'name = "golden-brainscales2"', 'name = "golden-brainscales2-x4"')
+    prof = folder / "golden-brainscales2-x4.toml"
+    prof.write_text(text)
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder("bss2_layers", dt=1e-3)
+    b.add(Input(name="x", shape=(40,)))
+    prev = "x"
+    for name, pop, n_in, n_out in (("fc1", "h", 40, 96), ("fc2", "o", 96, 24)):
+        w = b.const(f"{name}.weight", np.round(rng.uniform(lo, 0.5, (n_out, n_in)), 2))
+        b.add(Dense(name=name, in_features=n_in, out_features=n_out, weight=w), prev)
+        b.add(IF(name=pop, shape=(n_out,), v_threshold=1.0), name)
+        prev = pop
+    b.add(Output(name="y", shape=(24,)), prev)
+    return nmc.compile(b.build(), str(prof), quantize_options={"max_neurons": 16}).image
+
+
+@pytest.fixture(scope="module")
+def bss2_corpus(tmp_path_factory):
+    from test_emulator_brainscales2 import TARGET, two_hemisphere_graph
+    from test_emulator_brainscales2 import compiled as bss2_compiled
+
+    folder = tmp_path_factory.mktemp("bss2")
+    imgs = [bss2_layers_image(folder), bss2_layers_image(folder, 2, -0.3),
+            write_image(two_hemisphere_graph(), TARGET)]
+    for seed, kind in ((14, "native"), (16, "native"), (24, "native"), (0, "native"),
+                       (3, "native"), (2, "float")):
+        res = bss2_compiled(seed, kind)
+        if res is not None:
+            imgs.append(res[1])
+    assert len(imgs) >= 7
+    return imgs
+
+
+def test_bss2_images_load_the_same_on_both_paths(bss2_corpus, paths):
+    chips = [load(data, True) for data in bss2_corpus]
+    assert paths["bss2_cores"] == ["ok"] * len(bss2_corpus)  # the batched decoder took them all
+    assert max(len(c.cores) for c in chips) == 8
+    for data in bss2_corpus:
+        assert same_outcome(data) == "loaded"
+
+
+def test_bss2_mutated_images_give_the_same_outcome(bss2_corpus):
+    """Bit flips in CORE and IOMAP sections (CRCs repaired but in every fifth case) and whole-image
+    mutations: the same LoadError or the same chip on both paths."""
+    rng = np.random.default_rng(11)
+    stats = {"refused": 0, "loaded": 0}
+    for k in range(300):
+        base = bss2_corpus[k % len(bss2_corpus)]
+        n = int.from_bytes(base[12:16], "little")
+        table = np.frombuffer(base, F.SECTION_ENTRY.dtype, n, F.HEADER_BYTES)
+        secs = table[(table["kind"] == F.Kind.CORE) | (table["kind"] == F.Kind.IOMAP)]
+        e = secs[int(rng.integers(secs.size))]
+        off, ln = int(e["offset"]), int(e["length"])
+        d = bytearray(base)
+        if k % 4 == 0:
+            d = bytearray(mutate(base, rng))
+        else:
+            for _ in range(int(rng.integers(1, 3))):
+                d[off + int(rng.integers(ln))] ^= 1 << int(rng.integers(8))
+        if k % 5:
+            try:
+                d = repair_crcs(bytes(d))
+            except struct.error:
+                pass
+        stats[same_outcome(bytes(d))] += 1
+    assert stats["refused"] > 100 and stats["loaded"] > 30, stats
+
+
+def rewrite_crossbars(data: bytes, rng) -> bytes:
+    """Every hemisphere's BSS2_FILTER entries replaced by random distinct (mask, target) pairs:
+    masks of several widths (so labels are matched through several masks at once), targets taken
+    from the chip's labels (so that they match), CRCs repaired."""
+    chip = load(data, True)
+    env = B2._env(chip.params)
+    labels = np.concatenate([c.neuron["label"] for c in chip.cores] + [np.arange(64)])
+    n = int.from_bytes(data[12:16], "little")
+    table = np.frombuffer(data, F.SECTION_ENTRY.dtype, n, F.HEADER_BYTES)
+    d = bytearray(data)
+    for c in chip.cores:
+        e = table[(table["kind"] == F.Kind.CORE) & (table["index"] == c.id)][0]
+        at = int(e["offset"]) + F2.BSS2_CORE_HEADER.size + F.SLICE.size * len(c.slices)
+        k = c.filters["mask"].size
+        pairs: set = set()
+        while len(pairs) < k:
+            m = int(rng.choice([0xFFC0, 0xFF80, 0xFFE0, 0xFF00, 0xFFFF, 0xFFC1, 0]))
+            pairs.add((m, int(rng.choice(labels)) & m))
+        mask, target = (np.array(v, np.int64) for v in zip(*sorted(pairs), strict=True))
+        raw = F2.BSS2_FILTER.pack(k, {"mask": mask, "target": target}, env)
+        d[at:at + len(raw)] = raw
+    return repair_crcs(bytes(d))
+
+
+def test_bss2_crossbars_with_several_masks_give_the_same_chip(bss2_corpus):
+    rng = np.random.default_rng(5)
+    stats = {"refused": 0, "loaded": 0}
+    for k in range(60):
+        stats[same_outcome(rewrite_crossbars(bss2_corpus[k % len(bss2_corpus)], rng))] += 1
+    assert stats["loaded"] > 10 and stats["refused"] > 5, stats
+
+
+def test_accepted_matches_the_definition():
+    """``accepted`` against every label tested against every entry, for random crossbars with
+    several masks, shared entries across owners and repeated labels."""
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n_own = int(rng.integers(1, 5))
+        k = int(rng.integers(0, 12))
+        masks = rng.choice([0xFFC0, 0xFF00, 0xF0F0, 0, 0xFFFF, 0x3], size=k)
+        target = rng.integers(0, 1 << 16, k) & masks
+        owner = rng.integers(0, n_own, k)
+        labels = rng.integers(0, 1 << 16, int(rng.integers(0, 40)))
+        labels[: labels.size // 3] = target[rng.integers(0, max(k, 1), labels.size // 3)] \
+            if k else labels[: labels.size // 3]
+        hit = ((labels[None, :, None] & masks) == target)[0]  # (labels, entries)
+        want = sorted({(int(owner[j]), i) for i, j in zip(*np.nonzero(hit), strict=True)})
+        oc, li = B2.accepted(labels, masks, target, owner)
+        assert list(zip(oc.tolist(), li.tolist(), strict=True)) == want
+
+
+# ------------------------------------------------------------------------------------------
+# Bit tables and TrueNorth's shared synapse lists
+# ------------------------------------------------------------------------------------------
+def test_unpack_rows_matches_the_bit_reader():
+    """``BitTable.unpack_rows`` (unaligned word reads for records up to 57 bits, 64-bit word
+    pairs above) against ``BitTable.unpack`` (fields of up to 57 bits: records up to 285 bits)
+    on random tables and bytes, including rows that are strided views; every column is a
+    C-ordered int64 array."""
+    rng = np.random.default_rng(9)
+    for trial in range(400):
+        ws = [int(rng.integers(0, (14, 26, 58)[trial % 3])) for _ in range(int(rng.integers(1, 6)))]
+        if not sum(ws):
+            continue
+        T = F.BitTable("T", [F.Field(f"f{i}", w, signed=bool(rng.integers(2)))
+                             for i, w in enumerate(ws)])
+        n, g = int(rng.integers(1, 40)), int(rng.integers(1, 4))
+        nb = T.nbytes(n, {}) + int(rng.integers(0, 3))
+        big = rng.integers(0, 256, (g, 2 * nb + 3), dtype=np.uint8)
+        rows = big[:, 1:1 + nb] if trial % 2 else np.ascontiguousarray(big[:, :nb])
+        got = T.unpack_rows(rows, n, {})
+        for j in range(g):
+            want = T.unpack(rows[j], n, {})
+            for f in want:
+                col = got[f][j]
+                assert got[f].dtype == np.int64 and got[f].flags.c_contiguous
+                assert np.array_equal(col, want[f]), (ws, f)
+
+
+def test_truenorth_full_crossbars_share_read_only_lists():
+    """Full crossbars: every core views one compartment list and one array of ones, and cores
+    with the same axon types (delays) view one group (delay) list; shared arrays are read-only."""
+    chip = load(tn_full_image(blocks=3), True)
+    full = [c for c in chip.cores if c.crossbar.all()]
+    assert len(full) >= 3
+    a, b = full[0], full[1]
+    assert a.syn_comp is b.syn_comp and np.shares_memory(a.syn_w, b.syn_w)
+    assert np.shares_memory(a.syn_delay, b.syn_delay)  # every axon has delay 1
+    for c in full:
+        for arr in (c.syn_comp, c.syn_group, c.syn_w, c.syn_delay):
+            assert not arr.flags.writeable
+    same_types = [(x, y) for x in full for y in full
+                  if x is not y and np.array_equal(x.axon["type"], y.axon["type"])]
+    for x, y in same_types:
+        assert np.shares_memory(x.syn_group, y.syn_group)
+
+
+def test_distinct_rows_with_and_without_hash_collisions(monkeypatch):
+    rng = np.random.default_rng(2)
+    cases = [rng.integers(0, 3, (int(rng.integers(0, 30)), int(rng.integers(0, 5))))
+             for _ in range(100)]
+    for collide in (False, True):
+        if collide:  # every multiplier 1: rows with the same sum collide, the check sorts them
+            monkeypatch.setattr(B.np.random, "default_rng", lambda seed: type(
+                "R", (), {"integers": staticmethod(lambda lo, hi, n, dt: np.zeros(n, dt))})())
+        for v in cases:
+            u, inv = B.distinct_rows(v.astype(np.int64))
+            assert np.array_equal(u[inv], v) and inv.shape == (v.shape[0],)
+            if v.shape[0]:
+                assert len(u) == len(np.unique(v, axis=0))
