@@ -407,19 +407,13 @@ def decode_cores(ld: Any, cores_e: list[dict]) -> list[BSS2Core] | None:
     nc = len(cores_e)
     if nc == 0:
         return []
-    P, m = ld.params, ld.meta
+    P = ld.params
     H = F2.BSS2_CORE_HEADER
-    buf8 = np.frombuffer(ld.data, np.uint8)
-    offs = np.fromiter((e["offset"] for e in cores_e), np.int64, nc)
-    lens = np.fromiter((e["length"] for e in cores_e), np.int64, nc)
-    if (lens < H.size).any():
+    got = LB.core_headers(ld, cores_e, H, _COUNTS)
+    if got is None:
         return None
-    hdr = LB.records(buf8, offs, H, 1)[:, 0]
-    if not LB.struct_ok(H, hdr):
-        return None
-    h = {k: hdr[k].astype(np.int64) for k in ("chip", "x", "y") + _COUNTS}
+    buf8, offs, lens, h, ok = got
     env = _env(P)
-    ok = (h["chip"] < m["n_chips"]) & (h["x"] < m["mesh_x"]) & (h["y"] < m["mesh_y"])
     ok &= (h["n_circuits"] <= P["core.neurons"]) & (h["n_neurons"] <= h["n_circuits"])
     ok &= (h["n_rows"] <= P["core.rows"]) & (h["n_filters"] <= 1 << env["w_group"])
     if not ok.all():

@@ -98,6 +98,25 @@ def int_env(ld: Any) -> dict[str, int]:
     return env
 
 
+def core_headers(ld: Any, cores_e: list[dict], H: Any, counts: tuple[str, ...]) -> tuple | None:
+    """The CORE headers of ``cores_e`` (layout ``H``) read together: ``(buf8, offs, lens, h,
+    ok)``, ``h`` the chip, x, y and ``counts`` fields as int64 and ``ok`` the placement check per core,
+    or None when a section is shorter than its header or a header field is malformed."""
+    nc = len(cores_e)
+    m = ld.meta
+    buf8 = np.frombuffer(ld.data, np.uint8)
+    offs = np.fromiter((e["offset"] for e in cores_e), np.int64, nc)
+    lens = np.fromiter((e["length"] for e in cores_e), np.int64, nc)
+    if (lens < H.size).any():
+        return None
+    hdr = records(buf8, offs, H, 1)[:, 0]
+    if not struct_ok(H, hdr):
+        return None
+    h = {k: hdr[k].astype(np.int64) for k in ("chip", "x", "y") + counts}
+    ok = (h["chip"] < m["n_chips"]) & (h["x"] < m["mesh_x"]) & (h["y"] < m["mesh_y"])
+    return buf8, offs, lens, h, ok
+
+
 # ------------------------------------------------------------------------------------------
 # Loihi
 # ------------------------------------------------------------------------------------------
@@ -110,20 +129,14 @@ def loihi_cores(ld: Any, cores_e: list[dict]) -> list[LoihiCore] | None:
     nc = len(cores_e)
     if nc == 0:
         return []
-    P, m = ld.params, ld.meta
+    P = ld.params
     if P["core.synapse_word_bits"] != 64:
         return None
     H = F.LOIHI_CORE_HEADER
-    buf8 = np.frombuffer(ld.data, np.uint8)
-    offs = np.fromiter((e["offset"] for e in cores_e), np.int64, nc)
-    lens = np.fromiter((e["length"] for e in cores_e), np.int64, nc)
-    if (lens < H.size).any():
+    got = core_headers(ld, cores_e, H, _LOIHI_COUNTS)
+    if got is None:
         return None
-    hdr = records(buf8, offs, H, 1)[:, 0]
-    if not struct_ok(H, hdr):
-        return None
-    h = {k: hdr[k].astype(np.int64) for k in ("chip", "x", "y") + _LOIHI_COUNTS}
-    ok = (h["chip"] < m["n_chips"]) & (h["x"] < m["mesh_x"]) & (h["y"] < m["mesh_y"])
+    buf8, offs, lens, h, ok = got
     for name, key in (("n_neurons", "core.neurons"), ("n_axons", "core.axons_in"),
                       ("n_routes", "core.axons_out"), ("n_words", "core.synapse_words"),
                       ("n_cx", "core.compartment_configs"), ("n_vth", "core.threshold_configs"),
@@ -697,18 +710,12 @@ def truenorth_cores(ld: Any, cores_e: list[dict]) -> list | None:
     nc = len(cores_e)
     if nc == 0:
         return []
-    P, m = ld.params, ld.meta
+    P = ld.params
     H = F.TN_CORE_HEADER
-    buf8 = np.frombuffer(ld.data, np.uint8)
-    offs = np.fromiter((e["offset"] for e in cores_e), np.int64, nc)
-    lens = np.fromiter((e["length"] for e in cores_e), np.int64, nc)
-    if (lens < H.size).any():
+    got = core_headers(ld, cores_e, H, _TN_COUNTS)
+    if got is None:
         return None
-    hdr = records(buf8, offs, H, 1)[:, 0]
-    if not struct_ok(H, hdr):
-        return None
-    h = {k: hdr[k].astype(np.int64) for k in ("chip", "x", "y") + _TN_COUNTS}
-    ok = (h["chip"] < m["n_chips"]) & (h["x"] < m["mesh_x"]) & (h["y"] < m["mesh_y"])
+    buf8, offs, lens, h, ok = got
     ok &= (h["n_neurons"] <= P["core.neurons"]) & (h["n_axons"] <= P["core.axons"])
     ok &= h["n_routes"] <= P["core.neurons"] * P["core.targets_per_neuron"]
     if not ok.all():

@@ -84,46 +84,38 @@ def assert_same_with_resets(g, chip, ins, T: int, resets: dict, mode: str, **kw)
 # ------------------------------------------------------------------------------------------
 # Corpora: a few random graphs per family (the families' own test modules build them)
 # ------------------------------------------------------------------------------------------
+def _first_that_compile(compile_fn, seeds: int, want: int, graph_at: int, image_at: int):
+    """(seed, graph, chip) of the first ``want`` seeds below ``seeds`` that ``compile_fn``
+    compiles (it returns None for a refused seed)."""
+    out = []
+    for seed in range(seeds):
+        r = compile_fn(seed)
+        if r is not None:
+            out.append((seed, r[graph_at], emulator.load(r[image_at])))
+        if len(out) == want:
+            break
+    return out
+
+
 @pytest.fixture(scope="module")
 def loihi_corpus():
     from test_image import compiled
 
-    out = []
-    for seed in range(40):
-        r = compiled(seed)
-        if r is not None:
-            out.append((seed, r[0], emulator.load(r[1])))
-        if len(out) == 10:
-            break
-    return out
+    return _first_that_compile(compiled, 40, 10, 0, 1)
 
 
 @pytest.fixture(scope="module")
 def truenorth_corpus():
     from test_emulator_truenorth import compiled_tn
 
-    out = []
-    for seed in range(60):
-        r = compiled_tn(seed)
-        if r is not None:
-            out.append((seed, r[1], emulator.load(r[2])))
-        if len(out) == 12:
-            break
-    return out
+    return _first_that_compile(compiled_tn, 60, 12, 1, 2)
 
 
 @pytest.fixture(scope="module")
 def bss2_corpus():
     from test_emulator_brainscales2 import compiled
 
-    out = []
-    for seed in range(40):
-        r = compiled(seed)
-        if r is not None:
-            out.append((seed, r[0], emulator.load(r[1])))
-        if len(out) == 10:
-            break
-    return out
+    return _first_that_compile(compiled, 40, 10, 0, 1)
 
 
 def inputs_for(g, seed: int, T: int, batch: int = 2, rate: float = 0.25):
