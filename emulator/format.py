@@ -186,6 +186,11 @@ class BitTable:
         rb = sum(ws)
         if n == 0 or rb == 0:
             return b""
+        if ws == [1]:  # a bit map (the TrueNorth crossbar): records are consecutive bits
+            f = self.fields[0]
+            v = np.broadcast_to(np.asarray(columns.get(f.name, 0), np.int64), (n,))
+            u = to_field(v, 1, f.signed, f"{self.name}.{f.name}")
+            return np.packbits(u.astype(np.uint8), bitorder="little").tobytes()
         vals = np.zeros((n, len(ws)), np.uint64)
         for j, (f, w) in enumerate(zip(self.fields, ws, strict=True)):
             v = np.broadcast_to(np.asarray(columns.get(f.name, 0), np.int64), (n,))

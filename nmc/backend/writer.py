@@ -1598,7 +1598,7 @@ class _TrueNorthWriter(_Writer):
         cb = np.asarray(g.const(node.crossbar)).astype(bool).reshape(node.out_features,
                                                                        node.in_features)
         types = np.asarray(g.const(node.axon_types), np.int64).reshape(node.in_features)
-        post, pre = np.nonzero(cb)
+        pre, post = np.nonzero(cb.T)  # (pre, post) order: _coo_fields needs no sort
         return post, pre, np.ones(post.size, np.int64), dict(axon_types=types)
 
     def _core(self, cid: int) -> bytes:
