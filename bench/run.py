@@ -169,6 +169,11 @@ def markdown(res: dict[str, Any]) -> str:
                                    for f, v in fc.items())
                        + f" (targets < {t.get('full_chip_seconds'):.0f} s, "
                          f"< {t.get('full_chip_gib'):.0f} GiB).")
+        for fam in sorted({r["family"] for r in comp["rows"]}):
+            noted = [r for r in comp["rows"] if r["family"] == fam and r.get("image_note")]
+            if noted:
+                out.append(f"{fam}: no image from {min(r['neurons'] for r in noted):,} neurons on "
+                           f"(the compile itself ran): {noted[0]['image_note']}.")
         for fam in sorted({r["family"] for r in comp["rows"]} - set(fc)):
             big = max((r for r in comp["rows"] if r["family"] == fam and r.get("ok")),
                       key=lambda r: r["synapses"], default=None)
