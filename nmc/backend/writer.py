@@ -1599,7 +1599,8 @@ class _TrueNorthWriter(_Writer):
                                                                        node.in_features)
         types = np.asarray(g.const(node.axon_types), np.int64).reshape(node.in_features)
         pre, post = np.nonzero(cb.T)  # (pre, post) order: _coo_fields needs no sort
-        return post, pre, np.ones(post.size, np.int64), dict(axon_types=types)
+        # every crossbar weight is 1: a read-only broadcast, not 2 bytes per synapse
+        return post, pre, np.broadcast_to(np.int16(1), post.shape), dict(axon_types=types)
 
     def _core(self, cid: int) -> bytes:
         net, P = self.net, self.P
