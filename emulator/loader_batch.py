@@ -117,6 +117,16 @@ def core_headers(ld: Any, cores_e: list[dict], H: Any, counts: tuple[str, ...]) 
     return buf8, offs, lens, h, ok
 
 
+def layout_groups(h: dict[str, np.ndarray], counts: tuple[str, ...], lens: np.ndarray):
+    """The cores that share one layout (the same header counts and section length): yields
+    ``(core indices, {count: value}, section length)`` per group."""
+    key = np.stack([h[k] for k in counts] + [lens], 1)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    for gi, k in enumerate(uniq.tolist()):
+        yield np.flatnonzero(inv == gi), dict(zip(counts, k, strict=False)), int(k[-1])
+
+
 # ------------------------------------------------------------------------------------------
 # Loihi
 # ------------------------------------------------------------------------------------------
@@ -146,14 +156,9 @@ def loihi_cores(ld: Any, cores_e: list[dict]) -> list[LoihiCore] | None:
     ok &= (n_acc <= np.maximum(n_fmt, 0)) & ((n_fmt == 0) == (n_ax == 0)) & ((n_acc == 0) == (n_fmt == 0))
     if not ok.all():
         return None
-    key = np.stack([h[k] for k in _LOIHI_COUNTS] + [lens], 1)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
     cores: list[Any] = [None] * nc
-    for gi, k in enumerate(uniq.tolist()):
-        idx = np.flatnonzero(inv == gi)
-        if not _loihi_group(ld, buf8, cores_e, idx, offs[idx], h, dict(zip(_LOIHI_COUNTS, k, strict=False)),
-                            int(k[-1]), cores):
+    for idx, counts, length in layout_groups(h, _LOIHI_COUNTS, lens):
+        if not _loihi_group(ld, buf8, cores_e, idx, offs[idx], h, counts, length, cores):
             return None
     return cores
 
@@ -720,14 +725,10 @@ def truenorth_cores(ld: Any, cores_e: list[dict]) -> list | None:
     ok &= h["n_routes"] <= P["core.neurons"] * P["core.targets_per_neuron"]
     if not ok.all():
         return None
-    key = np.stack([h[k] for k in _TN_COUNTS] + [lens], 1)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
     cores: list[Any] = [None] * nc
-    for gi, k in enumerate(uniq.tolist()):
-        idx = np.flatnonzero(inv == gi)
-        if not _tn_group(ld, buf8, cores_e, idx, offs[idx], h, dict(zip(_TN_COUNTS, k, strict=False)),
-                         int(k[-1]), cores, TrueNorthCore):
+    for idx, counts, length in layout_groups(h, _TN_COUNTS, lens):
+        if not _tn_group(ld, buf8, cores_e, idx, offs[idx], h, counts, length, cores,
+                         TrueNorthCore):
             return None
     return cores
 
