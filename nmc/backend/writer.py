@@ -447,7 +447,7 @@ class _Conn:
     nwb: int = 8  # loihi
     sign: int = 0  # loihi
     axon_types: np.ndarray | None = None  # truenorth: the type of every source's axon
-    dense: np.ndarray | None = None  # loihi: legal weights (out, in) of a dense connection
+    dense: np.ndarray | None = None  # the (out, in) matrix: loihi legal weights, truenorth crossbar
 
 
 @dataclass
@@ -672,6 +672,28 @@ class _Writer:
                     net.into[t].append(c)
         return net
 
+    def _core_payloads(self) -> list[bytes]:
+        """Every core's CORE payload, in core order. A connection read as a matrix gets its
+        synapse list only while cores that use it are written: after its last core the list is
+        dropped (it would be rebuilt, identically, from the matrix), so at chip size the writer
+        never holds the whole network's synapse list."""
+        names = list(self.net.conns)
+        last: dict[int, int] = {}
+        for cid in range(self.n_cores):
+            for k in np.unique(self.axon_conn[cid]).tolist():
+                last[k] = cid
+        done: dict[int, list[str]] = {}
+        for k, cid in last.items():
+            done.setdefault(cid, []).append(names[k])
+        out = []
+        for cid in range(self.n_cores):
+            out.append(self._core(cid))
+            for conn in done.get(cid, ()):
+                cc = self.net.conns[conn]
+                if cc.dense is not None:
+                    cc.pre = cc.post = cc.w = cc.indptr = cc.row_ptr = cc.row_order = None
+        return out
+
     def _coo(self, conn: str) -> _Conn:
         """The connection with its synapse list (built from the dense matrix on first use)."""
         cc = self.net.conns[conn]
@@ -760,7 +782,7 @@ class _Writer:
         self._locate()
         self._axon_tables()
         self._build_routes()
-        core_payloads = [self._core(i) for i in range(self.n_cores)]
+        core_payloads = self._core_payloads()
         iomap = self._iomap()
         self._check_feeds()
         symbols = self._symbols()
@@ -1589,18 +1611,23 @@ class _TrueNorthWriter(_Writer):
     FIELDS = ("s0", "s1", "s2", "s3", "stoch_syn", "leak", "leak_rev", "stoch_leak", "alpha",
               "beta", "tm", "gamma", "kappa", "v_reset")
 
-    def _read_conn(self, node: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    def _read_dense(self, node: Any) -> tuple[np.ndarray, dict]:
+        """The crossbar as a bool (out, in) matrix; its synapse list is built per use
+        (:meth:`_coo_of_dense`) and dropped after the connection's last core."""
         g = self.g
         if node.copies != 1:
             raise CompileError(
                 f"TrueNorthCrossbar {node.name}: copies = {node.copies}; the image holds one axon "
                 "per source (run legalize_family, which splits copies into crossbars)")
-        cb = np.asarray(g.const(node.crossbar)).astype(bool).reshape(node.out_features,
-                                                                       node.in_features)
+        cb = np.asarray(g.const(node.crossbar)).astype(bool, copy=False).reshape(
+            node.out_features, node.in_features)
         types = np.asarray(g.const(node.axon_types), np.int64).reshape(node.in_features)
-        pre, post = np.nonzero(cb.T)  # (pre, post) order: _coo_fields needs no sort
+        return cb, dict(axon_types=types)
+
+    def _coo_of_dense(self, cc: _Conn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pre, post = np.nonzero(cc.dense.T)  # (pre, post) order: _coo_fields needs no sort
         # every crossbar weight is 1: a read-only broadcast, not 2 bytes per synapse
-        return post, pre, np.broadcast_to(np.int16(1), post.shape), dict(axon_types=types)
+        return post, pre, np.broadcast_to(np.int16(1), post.shape)
 
     def _core(self, cid: int) -> bytes:
         net, P = self.net, self.P
