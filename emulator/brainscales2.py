@@ -71,6 +71,7 @@ import numpy as np
 from emulator import format as F
 from emulator import format_brainscales2 as F2
 from emulator.errors import InputError, StateOverflowError
+from emulator.prng import counter_hash
 from emulator.synapses import Gatherer, SynapseProgram, cat, deliver, integrate
 
 VARIABLES = ("v", "i_exc", "i_inh", "ref")
@@ -96,33 +97,7 @@ FPN_DOMAIN = 0x46504E
 SIGN_CLASSES = 2
 """Lane classes of the synapse program: 0 excitatory rows, 1 inhibitory rows."""
 
-# ---- the counter-based hash (the project's PRNG rule, hardware.md 4.4) ---------------------
 _U64 = np.uint64
-_GOLDEN = _U64(0x9E3779B97F4A7C15)
-_M1 = _U64(0xBF58476D1CE4E5B9)
-_M2 = _U64(0x94D049BB133111EB)
-
-
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser (Steele, Lea, Flood 2014): a bijection of 64-bit words."""
-    z = (z ^ (z >> _U64(30))) * _M1
-    z = (z ^ (z >> _U64(27))) * _M2
-    return z ^ (z >> _U64(31))
-
-
-def counter_hash(*words: Any) -> np.ndarray:
-    """``h = 0; for w in words: h = mix64((h ^ w) + 0x9E3779B97F4A7C15)`` in wrapping 64-bit
-    arithmetic, element-wise over broadcast words (each taken modulo 2**64). Pure: the value
-    depends on the words only, never on evaluation order."""
-    with np.errstate(over="ignore"):
-        arrs = []
-        for w in words:
-            a = np.asarray(w)
-            arrs.append(a if a.dtype == _U64 else a.astype(np.int64).astype(_U64))
-        h = np.zeros(np.broadcast_shapes(*(a.shape for a in arrs)), dtype=_U64)
-        for a in arrs:
-            h = _mix64((h ^ a) + _GOLDEN)
-    return h
 
 
 def spread_codes(codes: np.ndarray, nid: np.ndarray, seed: int, sigma: float, param_index: int,

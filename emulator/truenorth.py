@@ -72,6 +72,7 @@ from typing import Any
 import numpy as np
 
 from emulator.errors import StateOverflowError
+from emulator.prng import counter_hash
 from emulator.synapses import Gatherer, SynapseProgram, cat
 
 VARIABLES = ("v",)
@@ -89,32 +90,6 @@ this tick's slot through the crossbar (then clear it), leak, threshold (with the
 reset (positive and negative side), fit the membrane register, emit packets (the runner hands
 them to the network on chip)."""
 
-# ---- the counter-based PRNG (ours; see the module doc) ----------------------------------------
-_U64 = np.uint64
-_GOLDEN = _U64(0x9E3779B97F4A7C15)
-_M1 = _U64(0xBF58476D1CE4E5B9)
-_M2 = _U64(0x94D049BB133111EB)
-
-
-def _mix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser, a bijection of 64-bit words (wrapping arithmetic)."""
-    z = (z ^ (z >> _U64(30))) * _M1
-    z = (z ^ (z >> _U64(27))) * _M2
-    return z ^ (z >> _U64(31))
-
-
-def counter_hash(*words: Any) -> np.ndarray:
-    """``h = 0; for w in words: h = mix64((h ^ w) + 0x9E3779B97F4A7C15)`` element-wise (uint64;
-    words broadcast together, each taken modulo 2**64, negative integers as two's complement)."""
-    with np.errstate(over="ignore"):
-        arrs = []
-        for w in words:
-            a = np.asarray(w)
-            arrs.append(a if a.dtype == _U64 else a.astype(np.int64).astype(_U64))
-        h = np.zeros(np.broadcast_shapes(*(a.shape for a in arrs)), _U64)
-        for a in arrs:
-            h = _mix64((h ^ a) + _GOLDEN)
-    return h
 
 
 def prn64(seed: Any, nid: Any, tick: int, draw: Any) -> np.ndarray:
@@ -162,11 +137,11 @@ class TrueNorthProgram(SynapseProgram):
         self.v_hi = (np.int64(1) << (self.v_bits - 1)) - 1
         self.seed = nr["seed"].astype(np.uint64)
         self.nid = nr["nid"].astype(np.uint64)
-        self.prn_mask = _U64((1 << int(P["widths.prn_compare"])) - 1)
+        self.prn_mask = np.uint64((1 << int(P["widths.prn_compare"])) - 1)
         self.draw_threshold = int(P["datapath.draw_threshold"])
         self.draw_leak = int(P["datapath.draw_leak"])
         self.draw_synapse = int(P["datapath.draw_synapse"])
-        self.tm_mask = ((np.uint64(1) << self.tm.astype(np.uint64)) - np.uint64(1)).astype(_U64)
+        self.tm_mask = ((np.uint64(1) << self.tm.astype(np.uint64)) - np.uint64(1)).astype(np.uint64)
         self.any_stoch_syn = bool(self.stoch.any())
         self.any_stoch_leak = bool(self.stoch_leak.any())
         self.any_tm = bool((self.tm > 0).any())
