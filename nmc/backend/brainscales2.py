@@ -42,6 +42,7 @@ from nmc.backend.writer import (
     Strings,
     _dims,
     _resolve,
+    output_ports,
     params_payload,
     provenance_bytes,
 )
@@ -541,8 +542,6 @@ class BSS2Writer:
     # ---- shared sections ---------------------------------------------------------------------
     def _iomap(self) -> bytes:
         ports, in_entries, out_entries = [], [], []
-        lat = self.m.get("latency") or {}
-        extra = self.m.get("extra_latency") or {}
         A = self.A
         for x, node in self.inputs.items():
             first = len(in_entries)
@@ -561,39 +560,8 @@ class BSS2Writer:
             ports.append(dict(name=self.strings(x), width=int(node.size), kind=0, ndim=nd,
                               dims=dims, first=first, count=len(in_entries) - first, latency=-1,
                               extra_latency=0))
-        for o, pop in self.outputs.items():
-            onode = self.g.nodes[o]
-            width = int(onode.size)
-            if width != self.pops[pop].size:
-                raise CompileError(f"Output {o}: width {width} differs from population {pop}")
-            covered = np.zeros(width, np.int64)
-            first = len(out_entries)
-            for ei, ent in enumerate(self.m["outputs"].get(o, [])):
-                try:
-                    core, base, s, e = int(ent[0]), int(ent[1]), int(ent[2]), int(ent[3])
-                except (TypeError, ValueError, IndexError):
-                    raise CompileError(f"outputs[{o}][{ei}] = {ent!r} is not [core, local_base, "
-                                       "start, stop]") from None
-                if not 0 <= s < e <= width:
-                    raise CompileError(f"outputs[{o}][{ei}]: elements {s}..{e} outside 0..{width}")
-                ks = np.arange(s, e)
-                if not (np.all(self.core_of[pop][ks] == core)
-                        and np.all(self.local_of[pop][ks] == base + ks - s)):
-                    raise CompileError(f"outputs[{o}][{ei}]: core {core} neurons {base}.. do not "
-                                       f"hold {pop}[{s}:{e}]")
-                covered[s:e] += 1
-                out_entries.append(dict(core=core, neuron=base, start=s, stop=e))
-            if np.any(covered != 1):
-                k = int(np.flatnonzero(covered != 1)[0])
-                raise CompileError(f"Output {o}: element {k} is mapped {int(covered[k])} times; "
-                                   "every output element needs exactly one entry")
-            nd, dims = _dims(onode.in_shape)
-            lv = lat.get(o)
-            ports.append(dict(name=self.strings(o), width=width,
-                              kind=int(bool(self.pops[pop].readout)), ndim=nd, dims=dims,
-                              first=first, count=len(out_entries) - first,
-                              latency=-1 if lv is None else int(lv),
-                              extra_latency=int(extra.get(o) or 0)))
+        output_ports(self.g, self.outputs, self.pops, self.m, self.core_of, self.local_of,
+                     self.strings, ports, out_entries)
         head = F.IOMAP_HEADER.pack(dict(n_inputs=len(self.inputs), n_outputs=len(self.outputs),
                                         n_in_entries=len(in_entries),
                                         n_out_entries=len(out_entries)))

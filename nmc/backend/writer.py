@@ -491,6 +491,50 @@ def _coo_fields(n_in: int, n_out: int, post: np.ndarray, pre: np.ndarray, vals: 
     return dict(pre=pre, post=post, w=vals, indptr=indptr, row_ptr=row_ptr, row_order=row_order)
 
 
+def output_ports(g: Graph, outputs: dict[str, str], pops: dict[str, Any], m: dict,
+                 core_of: dict[str, np.ndarray], local_of: dict[str, np.ndarray], strings: Any,
+                 ports: list[dict], out_entries: list[dict], unit: str = "neurons") -> None:
+    """Append the PORT record and OUT_ENTRY records of every Output (chip -> host): each entry
+    ``[core, local_base, start, stop]`` of ``m["outputs"]`` is checked against where the mapping
+    placed the population (``core_of``/``local_of``), and every element must be covered exactly
+    once. Shared by every family's writer."""
+    lat = m.get("latency") or {}
+    extra = m.get("extra_latency") or {}
+    for o, pop in outputs.items():
+        onode = g.nodes[o]
+        width = int(onode.size)
+        if width != pops[pop].size:
+            raise CompileError(f"Output {o}: width {width} differs from population {pop}")
+        covered = np.zeros(width, np.int64)
+        first = len(out_entries)
+        for ei, ent in enumerate(m["outputs"].get(o, [])):
+            try:
+                core, base, s, e = int(ent[0]), int(ent[1]), int(ent[2]), int(ent[3])
+            except (TypeError, ValueError, IndexError):
+                raise CompileError(f"outputs[{o}][{ei}] = {ent!r} is not [core, local_base, "
+                                   "start, stop]") from None
+            if not 0 <= s < e <= width:
+                raise CompileError(f"outputs[{o}][{ei}]: elements {s}..{e} outside 0..{width}")
+            ks = np.arange(s, e)
+            if not (np.all(core_of[pop][ks] == core)
+                    and np.all(local_of[pop][ks] == base + ks - s)):
+                raise CompileError(f"outputs[{o}][{ei}]: core {core} {unit} {base}.. do not hold "
+                                   f"{pop}[{s}:{e}]")
+            covered[s:e] += 1
+            out_entries.append(dict(core=core, neuron=base, start=s, stop=e))
+        if np.any(covered != 1):
+            k = int(np.flatnonzero(covered != 1)[0])
+            raise CompileError(f"Output {o}: element {k} is mapped {int(covered[k])} times; "
+                               "every output element needs exactly one entry")
+        nd, dims = _dims(onode.in_shape)
+        lv = lat.get(o)
+        ports.append(dict(name=strings(o), width=width,
+                          kind=int(bool(getattr(pops[pop], "readout", False))), ndim=nd,
+                          dims=dims, first=first, count=len(out_entries) - first,
+                          latency=-1 if lv is None else int(lv),
+                          extra_latency=int(extra.get(o) or 0)))
+
+
 def _resolve(graph: Graph, name: str) -> str:
     seen = set()
     while graph.nodes[name].kind == "Flatten" and name not in seen:
@@ -994,8 +1038,6 @@ class _Writer:
     def _iomap(self) -> bytes:
         net = self.net
         ports, in_entries, out_entries = [], [], []
-        lat = self.m.get("latency") or {}
-        extra = self.m.get("extra_latency") or {}
         for x, node in net.inputs.items():
             first = len(in_entries)
             for ei, ent in enumerate(self.m["inputs"].get(x, [])):
@@ -1015,40 +1057,8 @@ class _Writer:
             ports.append(dict(name=self.strings(x), width=int(node.size), kind=0, ndim=nd,
                               dims=dims, first=first, count=len(in_entries) - first, latency=-1,
                               extra_latency=0))
-        for o, pop in net.outputs.items():
-            onode = self.g.nodes[o]
-            width = int(onode.size)
-            if width != net.pops[pop].size:
-                raise CompileError(f"Output {o}: width {width} differs from population {pop}")
-            covered = np.zeros(width, np.int64)
-            first = len(out_entries)
-            for ei, ent in enumerate(self.m["outputs"].get(o, [])):
-                try:
-                    core, base, s, e = int(ent[0]), int(ent[1]), int(ent[2]), int(ent[3])
-                except (TypeError, ValueError, IndexError):
-                    raise CompileError(f"outputs[{o}][{ei}] = {ent!r} is not [core, local_base, "
-                                       "start, stop]") from None
-                if not 0 <= s < e <= width:
-                    raise CompileError(f"outputs[{o}][{ei}]: elements {s}..{e} outside 0..{width}")
-                ks = np.arange(s, e)
-                if not (np.all(self.core_of[pop][ks] == core)
-                        and np.all(self.local_of[pop][ks] == base + ks - s)):
-                    raise CompileError(f"outputs[{o}][{ei}]: core {core} compartments {base}.. do "
-                                       f"not hold {pop}[{s}:{e}]")
-                covered[s:e] += 1
-                out_entries.append(dict(core=core, neuron=base, start=s, stop=e))
-            if np.any(covered != 1):
-                k = int(np.flatnonzero(covered != 1)[0])
-                raise CompileError(f"Output {o}: element {k} is mapped {int(covered[k])} times; "
-                                   "every output element needs exactly one entry")
-            nd, dims = _dims(onode.in_shape)
-            lv = lat.get(o)
-            ports.append(dict(name=self.strings(o), width=width,
-                              kind=int(bool(getattr(net.pops[pop], "readout", False))), ndim=nd,
-                              dims=dims,
-                              first=first, count=len(out_entries) - first,
-                              latency=-1 if lv is None else int(lv),
-                              extra_latency=int(extra.get(o) or 0)))
+        output_ports(self.g, net.outputs, net.pops, self.m, self.core_of, self.local_of,
+                     self.strings, ports, out_entries, unit="compartments")
         head = F.IOMAP_HEADER.pack(dict(n_inputs=len(net.inputs), n_outputs=len(net.outputs),
                                         n_in_entries=len(in_entries),
                                         n_out_entries=len(out_entries)))
