@@ -303,16 +303,7 @@ def decode_core(ld: Any, e: dict) -> BSS2Core:
              F2.BSS2_SYNAPSE.nbytes(n_rows * n_circ, env)]
     ld.need(sum(sizes) == len(buf), f"the header's counts need {sum(sizes)} bytes, the section "
             f"has {len(buf)}")
-    at = H.size
-    sl = ld._struct(F.SLICE, buf, at, n_sl, "SLICE")
-    slices = np.stack([sl[k].astype(np.int64) for k in ("population", "start", "stop")], 1)
-    for i, (p, s, t) in enumerate(slices.tolist()):
-        ld.need(p < len(ld.pops) and s < t <= ld.pops[p].size,
-                f"SLICE[{i}] = population {p} [{s}:{t}] is outside the populations",
-                ld.base + at + 12 * i)
-    held = int((slices[:, 2] - slices[:, 1]).sum())
-    ld.need(held == n, f"slices hold {held} neurons, n_neurons = {n}", ld.base + at)
-    at += n_sl * F.SLICE.size
+    slices, at = ld._slice_table(buf, H.size, n_sl, n)
     bits: dict[str, int] = {}
     # the crossbar
     fl, at2 = ld._bits_table(F2.BSS2_FILTER, buf, at, n_filt, env, "BSS2_FILTER")

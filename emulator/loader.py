@@ -365,6 +365,19 @@ class _Loader:
         self.section, self.base = e["name"], e["offset"]
         return self.data[e["offset"]:e["offset"] + e["length"]]
 
+    def _slice_table(self, buf: bytes, at: int, n_sl: int, n: int) -> tuple[np.ndarray, int]:
+        """A core's SLICE records at ``at`` as (n_sl, 3) [population, start, stop], checked to lie
+        inside the populations and to hold the core's ``n`` neurons; and the offset after them."""
+        sl = self._struct(F.SLICE, buf, at, n_sl, "SLICE")
+        slices = np.stack([sl[k].astype(np.int64) for k in ("population", "start", "stop")], 1)
+        for i, (p, s, t) in enumerate(slices.tolist()):
+            self.need(p < len(self.pops) and s < t <= self.pops[p].size,
+                      f"SLICE[{i}] = population {p} [{s}:{t}] is outside the populations",
+                      self.base + at + 12 * i)
+        held = int((slices[:, 2] - slices[:, 1]).sum())
+        self.need(held == n, f"slices hold {held} neurons, n_neurons = {n}", self.base + at)
+        return slices, at + n_sl * F.SLICE.size
+
     def _struct(self, st: F.Struct, buf: bytes, at: int, count: int = 1, what: str = "") -> np.ndarray:
         need = at + st.size * count
         self.need(need <= len(buf), f"{what or st.name}: {count} record(s) of {st.size} bytes at "
@@ -726,17 +739,7 @@ class _Loader:
                  F.LOIHI_ROUTE.nbytes(n_rt, env)]
         self.need(sum(sizes) == len(buf), f"the header's counts need {sum(sizes)} bytes, the "
                   f"section has {len(buf)}")
-        at = H.size
-        sl = self._struct(F.SLICE, buf, at, n_sl, "SLICE")
-        slices = np.stack([sl[k].astype(np.int64) for k in ("population", "start", "stop")], 1)
-        for i, (p, s, t) in enumerate(slices.tolist()):
-            self.need(p < len(self.pops) and s < t <= self.pops[p].size if p < len(self.pops) else False,
-                      f"SLICE[{i}] = population {p} [{s}:{t}] is outside the populations",
-                      self.base + at + 12 * i)
-        self.need(int((slices[:, 2] - slices[:, 1]).sum()) == n,
-                  f"slices hold {int((slices[:, 2] - slices[:, 1]).sum())} neurons, n_neurons = {n}",
-                  self.base + at)
-        at += n_sl * F.SLICE.size
+        slices, at = self._slice_table(buf, H.size, n_sl, n)
         bits = {}
         cx, at2 = self._bits_table(F.LOIHI_CX, buf, at, n_cx, env, "LOIHI_CX")
         bits["cx"] = (at2 - at) * 8
@@ -996,17 +999,7 @@ class _Loader:
                  F.TN_ROUTE.nbytes(n_rt, env)]
         self.need(sum(sizes) == len(buf), f"the header's counts need {sum(sizes)} bytes, the "
                   f"section has {len(buf)}")
-        at = H.size
-        sl = self._struct(F.SLICE, buf, at, n_sl, "SLICE")
-        slices = np.stack([sl[k].astype(np.int64) for k in ("population", "start", "stop")], 1)
-        for i, (p, s, t) in enumerate(slices.tolist()):
-            self.need(p < len(self.pops) and s < t <= self.pops[p].size if p < len(self.pops) else False,
-                      f"SLICE[{i}] = population {p} [{s}:{t}] is outside the populations",
-                      self.base + at + 12 * i)
-        self.need(int((slices[:, 2] - slices[:, 1]).sum()) == n,
-                  f"slices hold {int((slices[:, 2] - slices[:, 1]).sum())} neurons, n_neurons = {n}",
-                  self.base + at)
-        at += n_sl * F.SLICE.size
+        slices, at = self._slice_table(buf, H.size, n_sl, n)
         bits = {}
         axs, at2 = self._bits_table(F.TN_AXON, buf, at, n_ax, env, "TN_AXON")
         rb = F.TN_AXON.record_bits(env)
